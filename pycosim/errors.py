@@ -1,0 +1,45 @@
+"""Typed errors: every failure pycosim raises on purpose derives from PycosimError."""
+
+from __future__ import annotations
+
+
+class PycosimError(Exception):
+    """Base of every error pycosim raises on purpose."""
+
+
+class SpecError(PycosimError, ValueError):
+    """A spec, stimulus or option is malformed: names the field, the value and the allowed range."""
+
+
+class SpiceError(PycosimError, RuntimeError):
+    """ngspice failed; carries ngspice's own text and the deck that ran."""
+
+    def __init__(self, message: str, *, ngspice_log: str = "", netlist_path: str | None = None):
+        self.ngspice_log = ngspice_log
+        self.netlist_path = netlist_path
+        text = message
+        if netlist_path:
+            text += f" [deck: {netlist_path}]"
+        if ngspice_log:
+            text += "\n--- ngspice said ---\n" + ngspice_log.strip()
+        super().__init__(text)
+
+
+class ConvergenceError(SpiceError):
+    """Newton or timestep control failed ('timestep too small', 'gmin stepping failed')."""
+
+
+class SingularMatrixError(SpiceError):
+    """The MNA matrix is singular (floating node, loop of voltage sources)."""
+
+
+class NetlistError(SpiceError):
+    """ngspice rejected the deck (syntax error, unknown model or node)."""
+
+
+class SpiceTimeout(SpiceError):
+    """A run exceeded its wall-clock limit and was killed."""
+
+
+class StoreError(PycosimError, RuntimeError):
+    """The HDF5 store is inconsistent with what was asked of it."""
