@@ -1,1 +1,26 @@
+"""pycosim: SPICE-coupled co-simulation of memristor (RRAM) analog in-memory computing."""
 
+__version__ = "0.1.0"
+
+from .blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient  # noqa: E402
+from .blocks.opamp import OpAmpSpec  # noqa: E402
+from .errors import (  # noqa: E402
+    ConvergenceError,
+    NetlistError,
+    PycosimError,
+    SingularMatrixError,
+    SpecError,
+    SpiceError,
+    SpiceTimeout,
+    StoreError,
+)
+from .nonideal import Nonidealities, Realization, realize  # noqa: E402
+from .results import SimResult, Waveforms  # noqa: E402
+from .simulate import prepare, simulate  # noqa: E402
+
+__all__ = [
+    "ConvergenceError", "CrossbarRead", "CrossbarSpec", "CrossbarTransient", "NetlistError",
+    "Nonidealities", "OpAmpSpec", "PycosimError", "Realization", "SimResult", "SingularMatrixError",
+    "SpecError", "SpiceError", "SpiceTimeout", "StoreError", "Waveforms", "prepare", "realize",
+    "simulate", "__version__",
+]

@@ -1,0 +1,309 @@
+"""Memristor crossbar in SPICE: spec, read stimuli, deck builder, observables.
+
+Geometry (DESIGN §4, CrossSim's convention): one wire segment per cell. Word line r is
+driven at column 0: driver → segment → cell (r,0) → segment → … → cell (r,cols-1).
+Bit line c is read below the last row: cell (0,c) → segment → … → cell (rows-1,c) →
+segment → TIA virtual ground. Cells connect word-line node w<r>_<c> to bit-line node
+b<r>_<c>, so current flows word → bit line for positive inputs. With r_wire_ohm = 0 each
+line is one node and the array computes exactly I = V·G.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Sequence
+
+import numpy as np
+
+from ..errors import SpecError
+from ..nonideal import Nonidealities, Realization, realize
+from ..results import Waveforms
+from ..specjson import json_type
+from ..spice import Analysis, Deck, Plot
+from ..spice import deck as d
+from ..units import check_array, check_choice, check_range
+from .opamp import OpAmpSpec, tia
+from .registry import Block, Prepared, register
+
+CELL_KINDS = ("linear", "1t1r", "sinh")
+G_OPEN_SIEMENS = 1e-15  # cells below this conductance are left out of the deck (open)
+MAX_BATCH = 100_000
+
+
+@json_type
+@dataclass(frozen=True, kw_only=True)
+class CrossbarSpec:
+    """A rows×cols memristor crossbar read through row drivers and column TIAs (SI units)."""
+
+    rows: int = 32
+    cols: int = 32
+    r_wire_ohm: float = 1.0           # wire resistance per segment, word and bit lines
+    cell: str = "linear"              # "linear" | "1t1r" (series access R) | "sinh" (I = g·v0·sinh(V/v0))
+    r_access_ohm: float = 2e3         # 1T1R access-transistor on-resistance, Ohm
+    iv_v0_volt: float = 0.25          # sinh I–V voltage scale, V (smaller = more nonlinear)
+    r_driver_ohm: float = 0.0         # row driver (DAC) source resistance, Ohm
+    r_f_ohm: float = 10e3             # TIA feedback resistance, Ohm
+    c_f_farad: float = 0.0            # TIA feedback capacitance, F (non-ideal op-amp only)
+    c_wire_farad: float = 0.0         # wire capacitance to ground per segment, F (transients)
+    opamp: OpAmpSpec = field(default_factory=OpAmpSpec)
+    dac_bits: int = 0                 # input DAC resolution; 0 = ideal (no quantization)
+    v_in_max_volt: float = 0.2        # DAC full scale: inputs in [-v_in_max_volt, v_in_max_volt], V
+    adc_bits: int = 0                 # output ADC resolution; 0 = ideal
+    adc_range_volt: float = 2.5       # ADC full scale: [-adc_range_volt, adc_range_volt], V
+    differential: bool = False        # columns pair up as G+ (even) / G- (odd): i_diff = I+ - I-
+
+    def __post_init__(self) -> None:
+        o = "CrossbarSpec"
+        check_range(o, "rows", self.rows, 1, 1024, integer=True)
+        check_range(o, "cols", self.cols, 1, 1024, integer=True)
+        check_range(o, "r_wire_ohm", self.r_wire_ohm, 0.0, 1e4, "Ohm")
+        check_choice(o, "cell", self.cell, CELL_KINDS)
+        check_range(o, "r_access_ohm", self.r_access_ohm, 1e-3, 1e7, "Ohm")
+        check_range(o, "iv_v0_volt", self.iv_v0_volt, 1e-3, 100.0, "V")
+        check_range(o, "r_driver_ohm", self.r_driver_ohm, 0.0, 1e7, "Ohm")
+        check_range(o, "r_f_ohm", self.r_f_ohm, 1.0, 1e9, "Ohm")
+        check_range(o, "c_f_farad", self.c_f_farad, 0.0, 1e-6, "F")
+        check_range(o, "c_wire_farad", self.c_wire_farad, 0.0, 1e-9, "F")
+        if not isinstance(self.opamp, OpAmpSpec):
+            raise SpecError(f"CrossbarSpec.opamp must be an OpAmpSpec, got {type(self.opamp).__name__}")
+        check_range(o, "dac_bits", self.dac_bits, 0, 24, integer=True)
+        check_range(o, "v_in_max_volt", self.v_in_max_volt, 1e-3, 100.0, "V")
+        check_range(o, "adc_bits", self.adc_bits, 0, 24, integer=True)
+        check_range(o, "adc_range_volt", self.adc_range_volt, 1e-3, 1e3, "V")
+        if not isinstance(self.differential, bool):
+            raise SpecError(f"CrossbarSpec.differential = {self.differential!r} must be True or False")
+        if self.differential and self.cols % 2:
+            raise SpecError(f"CrossbarSpec.cols = {self.cols} must be even when differential=True")
+
+
+@dataclass(frozen=True)
+class CrossbarRead:
+    """Batched DC reads: conductances (rows, cols) in S and input voltages (batch, rows) in V."""
+
+    g_siemens: np.ndarray
+    v_in_volt: np.ndarray
+
+    def __post_init__(self) -> None:
+        g = check_array("CrossbarRead", "g_siemens", self.g_siemens, (None, None), "S", 0.0, 1.0)
+        v = np.asarray(self.v_in_volt)
+        v = check_array("CrossbarRead", "v_in_volt", v[None] if v.ndim == 1 else v, (None, g.shape[0]), "V",
+                        -100.0, 100.0)
+        if v.shape[0] > MAX_BATCH:
+            raise SpecError(f"CrossbarRead.v_in_volt has batch {v.shape[0]}, allowed [1, {MAX_BATCH}]")
+        object.__setattr__(self, "g_siemens", g)
+        object.__setattr__(self, "v_in_volt", v)
+
+
+@dataclass(frozen=True)
+class CrossbarTransient:
+    """One read as a transient: PWL inputs per row, t_s (n,) from 0, v_in_volt (n, rows)."""
+
+    g_siemens: np.ndarray
+    t_s: np.ndarray
+    v_in_volt: np.ndarray
+    t_stop_s: float
+    t_step_s: float
+
+    def __post_init__(self) -> None:
+        o = "CrossbarTransient"
+        g = check_array(o, "g_siemens", self.g_siemens, (None, None), "S", 0.0, 1.0)
+        t = check_array(o, "t_s", self.t_s, (None,), "s", 0.0, 1.0)
+        v = check_array(o, "v_in_volt", self.v_in_volt, (t.shape[0], g.shape[0]), "V", -100.0, 100.0)
+        if t[0] != 0.0 or np.any(np.diff(t) <= 0):
+            raise SpecError(f"{o}.t_s must start at 0 and increase strictly")
+        check_range(o, "t_stop_s", self.t_stop_s, 1e-15, 1.0, "s")
+        check_range(o, "t_step_s", self.t_step_s, 1e-15, self.t_stop_s, "s")
+        if self.t_stop_s / self.t_step_s > 1e6:
+            raise SpecError(f"{o}: t_stop_s / t_step_s = {self.t_stop_s / self.t_step_s:.3g} points, allowed <= 1e6")
+        object.__setattr__(self, "g_siemens", g)
+        object.__setattr__(self, "t_s", t)
+        object.__setattr__(self, "v_in_volt", v)
+
+
+def quantize(x: np.ndarray, bits: int, full_scale: float) -> np.ndarray:
+    """Uniform mid-tread quantizer on [-full_scale, full_scale] with 2**bits levels; bits=0: identity."""
+    if bits == 0:
+        return np.asarray(x, dtype=np.float64)
+    step = 2.0 * full_scale / (2**bits - 1)
+    return np.clip(np.round((np.clip(x, -full_scale, full_scale) + full_scale) / step) * step - full_scale,
+                   -full_scale, full_scale)
+
+
+def _word(spec: CrossbarSpec, r: int, c: int) -> str:
+    return f"w{r}_{c}" if spec.r_wire_ohm > 0 else f"d{r}"
+
+
+def _bit(spec: CrossbarSpec, r: int, c: int) -> str:
+    return f"b{r}_{c}" if spec.r_wire_ohm > 0 else f"t{c}"
+
+
+def _cell(spec: CrossbarSpec, r: int, c: int, g: float) -> list[str]:
+    if g < G_OPEN_SIEMENS:
+        return []
+    a, b = _word(spec, r, c), _bit(spec, r, c)
+    if spec.cell == "linear":
+        return [d.resistor(f"c{r}_{c}", a, b, 1.0 / g)]
+    if spec.cell == "1t1r":
+        return [d.instance(f"c{r}_{c}", [a, b], "rram_1t1r", {"g": g, "ron": spec.r_access_ohm})]
+    return [d.instance(f"c{r}_{c}", [a, b], "rram_sinh", {"g": g, "v0": spec.iv_v0_volt})]
+
+
+def _array_elements(spec: CrossbarSpec, g: np.ndarray, v_first: Sequence[float] | None,
+                    pwl: tuple[np.ndarray, np.ndarray] | None, offsets: np.ndarray) -> list[str]:
+    rows, cols = spec.rows, spec.cols
+    el: list[str] = []
+    for r in range(rows):
+        src = f"s{r}" if spec.r_driver_ohm > 0 else f"d{r}"
+        if pwl is not None:
+            el.append(d.vsource_pwl(f"in{r}", src, "0", pwl[0], pwl[1][:, r]))
+        else:
+            el.append(d.vsource_dc(f"in{r}", src, "0", v_first[r]))
+        if spec.r_driver_ohm > 0:
+            el.append(d.resistor(f"drv{r}", src, f"d{r}", spec.r_driver_ohm))
+    for r in range(rows):  # word lines, driven at column 0 (no wire R: the line is node d<r>)
+        if spec.r_wire_ohm > 0:
+            prev = f"d{r}"
+            for c in range(cols):
+                el.append(d.resistor(f"w{r}_{c}", prev, _word(spec, r, c), spec.r_wire_ohm))
+                if spec.c_wire_farad > 0:
+                    el.append(d.capacitor(f"w{r}_{c}", _word(spec, r, c), "0", spec.c_wire_farad))
+                prev = _word(spec, r, c)
+    for c in range(cols):  # bit lines, read below the last row (no wire R: the line is node t<c>)
+        if spec.r_wire_ohm > 0:
+            for r in range(rows):
+                nxt = _bit(spec, r + 1, c) if r + 1 < rows else f"t{c}"
+                el.append(d.resistor(f"b{r}_{c}", _bit(spec, r, c), nxt, spec.r_wire_ohm))
+                if spec.c_wire_farad > 0:
+                    el.append(d.capacitor(f"b{r}_{c}", _bit(spec, r, c), "0", spec.c_wire_farad))
+    for r in range(rows):
+        for c in range(cols):
+            el += _cell(spec, r, c, float(g[r, c]))
+    for c in range(cols):
+        el += tia(str(c), f"t{c}", f"out{c}", spec.r_f_ohm, spec.opamp,
+                  extra_offset_volt=float(offsets[c]), c_f_farad=spec.c_f_farad)
+    return el
+
+
+def _includes(spec: CrossbarSpec) -> tuple[str, ...]:
+    inc = []
+    if spec.cell != "linear":
+        inc.append("memristor.lib")
+    if not spec.opamp.ideal:
+        inc.append("opamp.lib")
+    return tuple(inc)
+
+
+def _saves(spec: CrossbarSpec, with_drivers: bool) -> tuple[str, ...]:
+    s = [d.branch_current(f"sense{c}") for c in range(spec.cols)]
+    s += [d.node_voltage(f"out{c}") for c in range(spec.cols)]
+    if with_drivers:
+        s += [d.branch_current(f"in{r}") for r in range(spec.rows)]
+    return tuple(s)
+
+
+def _title(spec: CrossbarSpec, what: str) -> tuple[str, tuple[str, ...]]:
+    from ..specjson import to_json
+    import hashlib
+
+    h = hashlib.sha256(to_json(spec).encode()).hexdigest()[:12]
+    return (f"pycosim crossbar {spec.rows}x{spec.cols} {what} - generated by pycosim",
+            (f"spec sha256 {h}", f"cell {spec.cell} r_wire_ohm {spec.r_wire_ohm!r} r_f_ohm {spec.r_f_ohm!r}"))
+
+
+def _check_shape(spec: CrossbarSpec, g: np.ndarray) -> None:
+    if g.shape != (spec.rows, spec.cols):
+        raise SpecError(f"g_siemens has shape {g.shape}, but the CrossbarSpec is {spec.rows}x{spec.cols}")
+
+
+def read_decks(spec: CrossbarSpec, read: CrossbarRead, real: Realization) -> tuple[Deck, ...]:
+    """One deck for the whole batch (matrix ordered once, inputs changed by `alter`), or one per
+    read when read noise makes every read see different conductances."""
+    v = quantize(read.v_in_volt, spec.dac_bits, spec.v_in_max_volt)
+    title, comments = _title(spec, "dc read")
+    saves = _saves(spec, with_drivers=False)
+
+    def deck_for(g: np.ndarray, vs: np.ndarray) -> Deck:
+        analyses = [Analysis(d.op())]
+        for b in range(1, vs.shape[0]):
+            alters = tuple(d.alter_dc(f"in{r}", vs[b, r]) for r in range(spec.rows) if vs[b, r] != vs[b - 1, r])
+            analyses.append(Analysis(d.op(), alters))
+        return Deck(title=title, comments=comments, includes=_includes(spec),
+                    elements=tuple(_array_elements(spec, g, vs[0], None, real.offset_volt)),
+                    saves=saves, analyses=tuple(analyses))
+
+    if real.per_read:
+        return tuple(deck_for(real.g_read_siemens[b], v[b:b + 1]) for b in range(v.shape[0]))
+    return (deck_for(real.g_read_siemens[0], v),)
+
+
+def transient_deck(spec: CrossbarSpec, stim: CrossbarTransient, real: Realization) -> Deck:
+    """PWL inputs per row, `tran` with max step = t_step_s; saves outputs and driver currents."""
+    v = quantize(stim.v_in_volt, spec.dac_bits, spec.v_in_max_volt)
+    title, comments = _title(spec, "transient read")
+    return Deck(title=title, comments=comments, includes=_includes(spec),
+                elements=tuple(_array_elements(spec, real.g_read_siemens[0], None, (stim.t_s, v), real.offset_volt)),
+                saves=_saves(spec, with_drivers=True),
+                analyses=(Analysis(d.tran(stim.t_step_s, stim.t_stop_s, stim.t_step_s)),))
+
+
+def prepare(spec: CrossbarSpec, stim: CrossbarRead | CrossbarTransient, nonideal: Nonidealities,
+            seed: int) -> Prepared:
+    _check_shape(spec, stim.g_siemens)
+    if isinstance(stim, CrossbarRead):
+        real = realize(nonideal, stim.g_siemens, stim.v_in_volt.shape[0], spec.cols, seed)
+        return Prepared(read_decks(spec, stim, real), {"realization": real})
+    real = realize(nonideal, stim.g_siemens, 1, spec.cols, seed)
+    return Prepared((transient_deck(spec, stim, real),), {"realization": real})
+
+
+def _finish(spec: CrossbarSpec, i_out: np.ndarray, v_out: np.ndarray) -> dict[str, np.ndarray]:
+    out = {"i_out_amp": i_out, "v_out_volt": v_out,
+           "v_adc_volt": quantize(v_out, spec.adc_bits, spec.adc_range_volt)}
+    if spec.differential:
+        out["i_diff_amp"] = i_out[:, 0::2] - i_out[:, 1::2]
+    return out
+
+
+def observe(spec: CrossbarSpec, stim, prep: Prepared, plots: Sequence[Sequence[Plot]]):
+    cols = range(spec.cols)
+    flat = [p for deck_plots in plots for p in deck_plots]
+    if isinstance(stim, CrossbarRead):
+        i_out = np.array([[p.vectors[f"i(vsense{c})"][0] for c in cols] for p in flat])
+        v_out = np.array([[p.vectors[f"v(out{c})"][0] for c in cols] for p in flat])
+        return _finish(spec, i_out, v_out), None
+    p = flat[0]
+    t = p.vectors["time"]
+    i_w = np.stack([p.vectors[f"i(vsense{c})"] for c in cols], axis=1)
+    v_w = np.stack([p.vectors[f"v(out{c})"] for c in cols], axis=1)
+    i_src = np.stack([-p.vectors[f"i(vin{r})"] for r in range(spec.rows)], axis=1)  # out of the + pin
+    v_src = np.stack([np.interp(t, stim.t_s, quantize(stim.v_in_volt[:, r], spec.dac_bits, spec.v_in_max_volt))
+                      for r in range(spec.rows)], axis=1)
+    power_w = np.sum(v_src * i_src, axis=1) + np.sum(i_w**2, axis=1) * spec.r_f_ohm
+    out = _finish(spec, i_w[-1:], v_w[-1:])
+    out["settling_time_s"] = settling_time(t, v_w, _last_edge_s(stim))
+    out["energy_per_read_joule"] = np.array([np.trapezoid(power_w, t)])
+    signals = {f"v_out{c}": v_w[:, c] for c in cols} | {f"i_out{c}": i_w[:, c] for c in cols}
+    units = {f"v_out{c}": "V" for c in cols} | {f"i_out{c}": "A" for c in cols}
+    return out, Waveforms(time_s=t, signals=signals, units=units)
+
+
+def _last_edge_s(stim: CrossbarTransient) -> float:
+    changes = np.nonzero(np.any(np.diff(stim.v_in_volt, axis=0) != 0, axis=1))[0]
+    return float(stim.t_s[changes[-1] + 1]) if changes.size else 0.0
+
+
+def settling_time(t_s: np.ndarray, v: np.ndarray, t_edge_s: float, tol: float = 0.01) -> np.ndarray:
+    """Per column: time after the last input edge until v stays within tol·max|v| of its final value."""
+    out = np.zeros(v.shape[1])
+    for c in range(v.shape[1]):
+        band = tol * max(float(np.max(np.abs(v[:, c]))), 1e-12)
+        outside = np.nonzero(np.abs(v[:, c] - v[-1, c]) > band)[0]
+        if outside.size:
+            k = outside[-1] + 1
+            out[c] = max(float(t_s[min(k, len(t_s) - 1)]) - t_edge_s, 0.0)
+    return out
+
+
+register(Block(name="crossbar", spec_type=CrossbarSpec, stimulus_types=(CrossbarRead, CrossbarTransient),
+               prepare=prepare, observe=observe))

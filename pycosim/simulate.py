@@ -1,0 +1,64 @@
+"""`simulate`: run any registered block's spec and stimulus in ngspice, with provenance."""
+
+from __future__ import annotations
+
+import hashlib
+import platform
+import time
+from typing import Any
+
+from . import __version__
+from .blocks.registry import Prepared, block_for
+from .nonideal import Nonidealities
+from .results import SimResult
+from .specjson import to_json
+from .spice import Engine, make_engine
+from .spice.engines import DEFAULT_TIMEOUT_S
+
+
+def prepare(spec: Any, stimulus: Any, nonideal: Nonidealities | None = None, seed: int = 0) -> Prepared:
+    """Validate and build the decks of one case without running them."""
+    nonideal = Nonidealities() if nonideal is None else nonideal
+    if not isinstance(nonideal, Nonidealities):
+        from .errors import SpecError
+
+        raise SpecError(f"nonideal must be a Nonidealities, got {type(nonideal).__name__}")
+    return block_for(spec, stimulus).prepare(spec, stimulus, nonideal, seed)
+
+
+def netlist_text(prep: Prepared) -> str:
+    """The exact decks of a case as one text (decks separated by a comment line)."""
+    return "\n* ---- next deck ----\n".join(deck.render("circuits") for deck in prep.decks)
+
+
+def simulate(spec: Any, stimulus: Any, nonideal: Nonidealities | None = None, seed: int = 0, *,
+             engine: Engine | str = "shared", timeout_s: float = DEFAULT_TIMEOUT_S) -> SimResult:
+    """Run one block case in ngspice and return its observables (SI), waveforms, deck and provenance.
+
+    spec: a block Spec (e.g. CrossbarSpec); stimulus: that block's stimulus (e.g. CrossbarRead);
+    nonideal + seed: random nonidealities, realized once; engine: "shared" (default),
+    "subprocess" or an Engine; timeout_s: wall-clock limit per deck.
+    """
+    nonideal = Nonidealities() if nonideal is None else nonideal
+    block = block_for(spec, stimulus)
+    prep = prepare(spec, stimulus, nonideal, seed)
+    eng = make_engine(engine) if isinstance(engine, str) else engine
+    t0 = time.perf_counter()
+    plots = [eng.run(deck, timeout_s=timeout_s) for deck in prep.decks]
+    wall_s = time.perf_counter() - t0
+    outputs, waveforms = block.observe(spec, stimulus, prep, plots)
+    text = netlist_text(prep)
+    provenance = {
+        "pycosim_version": __version__,
+        "ngspice_version": eng.version(),
+        "engine": eng.name,
+        "block": block.name,
+        "spec_json": to_json(spec),
+        "nonideal_json": to_json(nonideal),
+        "seed": str(seed),
+        "netlist_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "host": platform.node(),
+        "python": platform.python_version(),
+        "wall_s": f"{wall_s:.6f}",
+    }
+    return SimResult(outputs=outputs, waveforms=waveforms, netlist=text, provenance=provenance)

@@ -1,0 +1,59 @@
+"""Shared test helpers: seeded reads and an independent nodal solve of the crossbar network."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import scipy.sparse.linalg as spla
+
+
+def random_read(rows: int, cols: int, batch: int = 3, seed: int = 3) -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(seed)
+    g = rng.uniform(1e-6, 100e-6, (rows, cols))
+    v = rng.uniform(-0.2, 0.2, (batch, rows))
+    return g, v
+
+
+def nodal_solve(g: np.ndarray, v: np.ndarray, r_wire_ohm: float, r_driver_ohm: float = 0.0) -> np.ndarray:
+    """Column currents (batch, cols) of the crossbar by modified nodal analysis in scipy.
+
+    Written from the geometry, not from pycosim: word line r is driven at column 0 through
+    r_driver + one wire segment; bit line c flows down and leaves below the last row through
+    one more segment into a 0 V virtual ground.
+    """
+    rows, cols = g.shape
+    gw = 1.0 / r_wire_ohm
+    n = 2 * rows * cols
+    W = lambda r, c: r * cols + c  # noqa: E731
+    B = lambda r, c: rows * cols + r * cols + c  # noqa: E731
+    A = sp.lil_matrix((n, n))
+    rhs_map = np.zeros((n, rows))  # rhs = rhs_map @ v_row
+
+    def stamp(i, j, gij):
+        A[i, i] += gij
+        A[j, j] += gij
+        A[i, j] -= gij
+        A[j, i] -= gij
+
+    for r in range(rows):
+        g_first = 1.0 / (r_driver_ohm + r_wire_ohm)
+        A[W(r, 0), W(r, 0)] += g_first
+        rhs_map[W(r, 0), r] += g_first
+        for c in range(1, cols):
+            stamp(W(r, c - 1), W(r, c), gw)
+    for c in range(cols):
+        for r in range(1, rows):
+            stamp(B(r - 1, c), B(r, c), gw)
+        A[B(rows - 1, c), B(rows - 1, c)] += gw  # last segment to virtual ground
+    for r in range(rows):
+        for c in range(cols):
+            stamp(W(r, c), B(r, c), g[r, c])
+    x = spla.spsolve(A.tocsc(), rhs_map @ v.T)
+    x = x.reshape(n, -1)
+    return (x[[B(rows - 1, c) for c in range(cols)], :] * gw).T
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
