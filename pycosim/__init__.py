@@ -24,3 +24,8 @@ __all__ = [
     "SpecError", "SpiceError", "SpiceTimeout", "StoreError", "Waveforms", "prepare", "realize",
     "simulate", "__version__",
 ]
+
+from .store import case_ids, done_ids, load_case, load_result  # noqa: E402
+from .sweep import Case, SweepResult, sweep  # noqa: E402
+
+__all__ += ["Case", "SweepResult", "case_ids", "done_ids", "load_case", "load_result", "sweep"]

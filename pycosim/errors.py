@@ -23,6 +23,14 @@ class SpiceError(PycosimError, RuntimeError):
         if ngspice_log:
             text += "\n--- ngspice said ---\n" + ngspice_log.strip()
         super().__init__(text)
+        self._message = message
+
+    def __reduce__(self):  # keep the log and path across processes (sweeps, the engine host)
+        return (_rebuild_spice_error, (type(self), self._message, self.ngspice_log, self.netlist_path))
+
+
+def _rebuild_spice_error(cls, message, ngspice_log, netlist_path):
+    return cls(message, ngspice_log=ngspice_log, netlist_path=netlist_path)
 
 
 class ConvergenceError(SpiceError):

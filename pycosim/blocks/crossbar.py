@@ -66,7 +66,7 @@ class CrossbarSpec:
         check_range(o, "c_f_farad", self.c_f_farad, 0.0, 1e-6, "F")
         check_range(o, "c_wire_farad", self.c_wire_farad, 0.0, 1e-9, "F")
         if not isinstance(self.opamp, OpAmpSpec):
-            raise SpecError(f"CrossbarSpec.opamp must be an OpAmpSpec, got {type(self.opamp).__name__}")
+            raise SpecError(f"CrossbarSpec.opamp = {self.opamp!r} must be an OpAmpSpec")
         check_range(o, "dac_bits", self.dac_bits, 0, 24, integer=True)
         check_range(o, "v_in_max_volt", self.v_in_max_volt, 1e-3, 100.0, "V")
         check_range(o, "adc_bits", self.adc_bits, 0, 24, integer=True)

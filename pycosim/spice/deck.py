@@ -133,6 +133,7 @@ class Deck:
 
     def circuit(self, lib_dir: str | Path) -> str:
         """Title, comments, includes, options and elements, ending with `.end`."""
+        safe_path(lib_dir)
         lines = [f"* {safe_text(self.title)}"]
         lines += [f"* {safe_text(c)}" for c in self.comments]
         lines += [f".include {safe_path(Path(lib_dir) / ident_file(inc))}" for inc in self.includes]

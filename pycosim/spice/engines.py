@@ -12,8 +12,8 @@ import os
 import shutil
 import subprocess
 import tempfile
+import sys
 import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping, Protocol
@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import SpiceError, SpiceTimeout
 from ..resources import circuits_dir
+from . import host_protocol
 from .deck import Deck
 from .log import classify, failure_from_log
 from .rawfile import normalize_vector_name, read_raw
@@ -104,15 +105,17 @@ def _text(x: bytes | str | None) -> str:
     return x.decode(errors="replace") if isinstance(x, bytes) else x
 
 
-class SharedEngine:
-    """ngspice as a shared library through PySpice's `NgSpiceShared` (default; no process start-up).
+class InProcessEngine:
+    """libngspice in this process through PySpice's `NgSpiceShared` (used inside the engine host).
 
     One ngspice instance per process (ngspice has global state); a lock serializes runs, so
-    parallelism is by process. After each run the circuit and its plots are destroyed, which
-    stops the per-run leak PySpice otherwise shows (~0.3 MB a run).
+    parallelism is by process. After each run the circuit and its plots are destroyed, but
+    ngspice-39 still leaks ~1 kB per element line per load (measured), so long-lived callers
+    use `SharedEngine`, which hosts this in a child process and recycles it. No timeout: a
+    hung analysis blocks (the host's parent enforces timeouts by killing the host).
     """
 
-    name = "shared"
+    name = "inprocess"
     _lock = threading.Lock()
     _ngspice = None
     _pid: int | None = None
@@ -163,29 +166,9 @@ class SharedEngine:
             raise classify(out + f"\nError: command {command.split()[0]!r} returned {rc}")
         return out
 
-    def _command_timed(self, ng, command: str, deadline: float) -> str:
-        """Run an analysis in ngspice's background thread and halt it at the deadline."""
-        ng.captured.clear()
-        rc = ng._ngspice_shared.ngSpice_Command(("bg_" + command).encode("ascii"))
-        if rc:
-            raise classify("\n".join(ng.captured) + f"\nError: command {command.split()[0]!r} returned {rc}")
-        time.sleep(0.0005)
-        while ng._ngspice_shared.ngSpice_running():
-            if time.monotonic() > deadline:
-                ng._ngspice_shared.ngSpice_Command(b"bg_halt")
-                for _ in range(2000):
-                    if not ng._ngspice_shared.ngSpice_running():
-                        break
-                    time.sleep(0.005)
-                raise SpiceTimeout(f"ngspice ran past its time limit and was halted during {command.split()[0]!r}",
-                                   ngspice_log="\n".join(ng.captured)[-4000:])
-            time.sleep(0.0005)
-        return "\n".join(ng.captured)
-
     def run(self, deck: Deck, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Plot]:
         with self._lock:
             ng = self._connect()
-            deadline = time.monotonic() + timeout_s
             try:
                 log = self._load(ng, deck)
                 for cmd in deck.save_commands():
@@ -195,7 +178,7 @@ class SharedEngine:
                     for alter in an.alters:
                         log += self._command(ng, alter)
                     before = set(ng.plot_names)
-                    out = self._command_timed(ng, an.command, deadline)
+                    out = self._command(ng, an.command)
                     log += out
                     failure = failure_from_log(out)
                     new = [p for p in ng.plot_names if p not in before]
@@ -247,10 +230,91 @@ class SharedEngine:
         ng.captured.clear()
 
 
+class SharedEngine:
+    """Default engine: libngspice (PySpice `NgSpiceShared`) in a long-lived host process.
+
+    Hosting keeps ngspice's start-up cost off every run (unlike `ngspice -b`) while giving
+    what an in-process library cannot: hard timeouts (the host is killed), crash isolation,
+    and a bounded leak (ngspice-39 leaks ~1 kB per element line per circuit load even after
+    `remove_circuit`; the host is restarted once its RSS passes `recycle_mb`).
+    """
+
+    name = "shared"
+
+    def __init__(self, recycle_mb: float = 1024.0):
+        self.recycle_mb = recycle_mb
+        self._proc: subprocess.Popen | None = None
+        self._lock = threading.Lock()
+        self._version: str | None = None
+        self.restarts = 0
+
+    def _start(self) -> subprocess.Popen:
+        if self._proc is None or self._proc.poll() is not None:
+            self._proc = subprocess.Popen([sys.executable, "-m", "pycosim.spice.host"], stdin=subprocess.PIPE,
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+            self.restarts += 1
+        return self._proc
+
+    def _kill(self) -> None:
+        if self._proc is not None:
+            if self._proc.poll() is None:
+                self._proc.kill()
+            self._proc.wait()
+            for f in (self._proc.stdin, self._proc.stdout):
+                if f:
+                    f.close()
+            self._proc = None
+
+    def close(self) -> None:
+        """Stop the host process (a later run starts a new one)."""
+        with self._lock:
+            self._kill()
+
+    def __del__(self) -> None:
+        try:
+            self._kill()
+        except Exception:  # noqa: BLE001 - interpreter shutdown
+            pass
+
+    def _call(self, request: tuple, timeout_s: float):
+        proc = self._start()
+        try:
+            host_protocol.send(proc.stdin, request)
+            status, payload, rss_mb = host_protocol.receive(proc.stdout, timeout_s)
+        except TimeoutError:
+            self._kill()
+            raise SpiceTimeout(f"ngspice ran past its {timeout_s:g} s limit; its host process was killed") from None
+        except (EOFError, BrokenPipeError, OSError) as exc:
+            code = proc.poll()
+            self._kill()
+            raise SpiceError(f"the ngspice host process died (exit status {code}): {exc}") from None
+        if rss_mb > self.recycle_mb:
+            self._kill()
+        if status == "error":
+            raise payload
+        return payload
+
+    def version(self) -> str:
+        with self._lock:
+            if self._version is None:
+                self._version = self._call(("version",), 120.0)
+            return self._version
+
+    def run(self, deck: Deck, *, timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Plot]:
+        with self._lock:
+            return self._call(("run", deck), timeout_s)
+
+
+_DEFAULT_SHARED: dict[int, SharedEngine] = {}
+
+
 def make_engine(name: str = "shared") -> Engine:
-    """Engine by name: "shared" (PySpice shared library, default) or "subprocess" (`ngspice -b`)."""
+    """Engine by name: "shared" (default; this process's one hosted libngspice), "subprocess"
+    (`ngspice -b` per run) or "inprocess" (libngspice in this process; leaks, no timeout)."""
     if name == "shared":
-        return SharedEngine()
+        return _DEFAULT_SHARED.setdefault(os.getpid(), SharedEngine())
     if name == "subprocess":
         return SubprocessEngine()
-    raise ValueError(f"engine {name!r} is not one of 'shared', 'subprocess'")
+    if name == "inprocess":
+        return InProcessEngine()
+    raise ValueError(f"engine {name!r} is not one of 'shared', 'subprocess', 'inprocess'")
