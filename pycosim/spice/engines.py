@@ -20,7 +20,7 @@ from typing import Mapping, Protocol
 
 import numpy as np
 
-from ..errors import SpiceError, SpiceTimeout
+from ..errors import SpecError, SpiceError, SpiceTimeout
 from ..resources import circuits_dir
 from . import host_protocol
 from .deck import Deck
@@ -317,4 +317,4 @@ def make_engine(name: str = "shared") -> Engine:
         return SubprocessEngine()
     if name == "inprocess":
         return InProcessEngine()
-    raise ValueError(f"engine {name!r} is not one of 'shared', 'subprocess', 'inprocess'")
+    raise SpecError(f"engine {name!r} is not one of 'shared', 'subprocess', 'inprocess'")

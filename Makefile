@@ -1,0 +1,44 @@
+# pycosim: `make demo` and `make test` each do all set-up first (idempotent; quick when done).
+# Set-up: Debian's ngspice + libngspice0 (apt, as root), a venv in .venv, pycosim with [dev,dask].
+PY ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.pycosim-installed
+APT_PACKAGES := ngspice libngspice0
+
+.PHONY: setup system-deps demo test test-slow bench netlists clean
+
+setup: $(STAMP)
+
+system-deps:
+	@if ! command -v ngspice >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libngspice\.so\.0'; then \
+		echo "installing $(APT_PACKAGES) from Debian"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
+	fi
+	@$(PY) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv; }
+
+# torch is pinned to 2.13.0 (a CPU wheel) by constraints.txt; pyproject keeps a loose range.
+$(STAMP): pyproject.toml constraints.txt | system-deps
+	test -x $(BIN)/python || $(PY) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -c constraints.txt -e '.[dev,dask]'
+	touch $(STAMP)
+
+demo: setup
+	$(BIN)/pycosim demo --out pycosim-demo
+
+test: setup
+	$(BIN)/python -m pytest
+
+test-slow: setup
+	$(BIN)/python -m pytest -m slow
+
+bench: setup
+	$(BIN)/python benchmarks/spice_overhead.py
+
+netlists: setup
+	$(BIN)/pycosim netlist --benches netlists
+
+clean:
+	rm -rf $(VENV) pycosim-demo build dist *.egg-info

@@ -1,0 +1,82 @@
+"""The `pycosim` command: help with units, netlist, simulate, sweep (TOML) and the demo."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import h5py
+import pytest
+
+from pycosim.cli import load_sweep_config, main
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "pycosim.cli", *args], capture_output=True, text=True, timeout=300)
+
+
+def test_help_states_units():
+    out = _run("simulate", "--help").stdout
+    for text in ("--r-wire-ohm", "[Ohm]", "--c-wire-farad", "[F]", "--v-in-max-volt", "[V]", "--timeout-s", "[s]"):
+        assert text in out
+    assert "SI" in _run("--help").stdout
+
+
+def test_netlist_writes_a_deck_that_runs_by_hand(tmp_path):
+    deck = tmp_path / "x.cir"
+    assert main(["netlist", "crossbar", "--rows", "4", "--cols", "3", "--r-wire-ohm", "2.5", "-o", str(deck)]) == 0
+    text = deck.read_text()
+    assert text.startswith("* pycosim crossbar 4x3") and "Rw0_0 d0 w0_0 2.5000000000000000e+00" in text
+    proc = subprocess.run(["ngspice", "-b", str(deck)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "i(vsense2)" in proc.stdout
+
+
+def test_bad_option_is_a_clear_error_not_a_traceback(tmp_path):
+    proc = _run("netlist", "crossbar", "--r-wire-ohm", "-3", "-o", str(tmp_path / "x.cir"))
+    assert proc.returncode == 2
+    assert "CrossbarSpec.r_wire_ohm = -3.0 is out of range" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_simulate_stores_the_run_and_a_figure(tmp_path):
+    store, png = tmp_path / "runs.h5", tmp_path / "out.png"
+    assert main(["simulate", "crossbar", "--rows", "6", "--cols", "5", "--batch", "3", "--store", str(store),
+                 "--png", str(png), "--opamp", "opa4322"]) == 0
+    assert png.stat().st_size > 1000
+    with h5py.File(store, "r") as f:
+        (run,) = f["runs"].values()
+        assert run["outputs/i_out_amp"].shape == (3, 5) and run.attrs["status"] == "done"
+
+
+def test_sweep_config_builds_the_grid_and_rejects_unknown_fields(tmp_path):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('block = "crossbar"\nstore = "x.h5"\n[spec]\nrows = 4\ncols = 4\n[grid]\n'
+                   'r_wire_ohm = [0.5, 1.0]\nvariation_sigma = [0.0, 0.1]\n[read]\nbatch = 2\nseeds = [0, 1]\n')
+    cases, store = load_sweep_config(cfg)
+    assert len(cases) == 8 and store == "x.h5"
+    assert {c.spec.r_wire_ohm for c in cases} == {0.5, 1.0} and {c.nonideal.variation_sigma for c in cases} == {0, 0.1}
+    cfg.write_text('[spec]\nrows = 4\nr_wire = 3\n')
+    with pytest.raises(Exception, match="unknown field 'r_wire'"):
+        load_sweep_config(cfg)
+
+
+def test_sweep_command_runs_and_resumes(tmp_path):
+    cfg = tmp_path / "s.toml"
+    store = tmp_path / "runs.h5"
+    cfg.write_text('[spec]\nrows = 4\ncols = 4\n[grid]\nr_wire_ohm = [0.5, 1.0]\n[read]\nbatch = 2\n')
+    first = _run("sweep", str(cfg), "--store", str(store))
+    assert first.returncode == 0 and "2 run, 0 already stored" in first.stdout, first.stderr
+    again = _run("sweep", str(cfg), "--store", str(store))
+    assert "0 run, 2 already stored" in again.stdout
+
+
+def test_demo_writes_report_store_and_figures(tmp_path):
+    from pycosim.demo import run_demo
+
+    report = run_demo(tmp_path / "demo", progress=False)
+    text = report.read_text()
+    for part in ("IR drop", "| 32×32 | 2.5 |", "ir_drop_error.png", "Settling to 1 %", "energy per read"):
+        assert part in text
+    for fig in ("ir_drop_error.png", "parity_16x16.png", "transient_16x16.png"):
+        assert (tmp_path / "demo" / fig).stat().st_size > 5000
+    with h5py.File(tmp_path / "demo" / "runs.h5", "r") as f:
+        assert len(f["runs"]) == 17
