@@ -1,0 +1,198 @@
+"""`calibrate`: fit a block surrogate's physical parameters to stored SPICE runs (the bridge).
+
+Generic over blocks: a surrogate offers `predict(case)`, `fit_outputs`,
+`physical_parameters()`, `nominal_parameters()`, `fitted_names()` and
+`set_physical_parameters()`. Runs are split into train and held-out *by case* (seeded);
+the fit is full-batch L-BFGS on the normalized squared error of the fit outputs.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterable, Mapping, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .errors import SpecError
+from .metrics import nrmse
+from .report import markdown_table
+from .results import SimResult
+from .specjson import from_json, to_json
+from .surrogates.registry import model_classes, surrogate
+from .sweep import Case, SweepResult
+
+
+@dataclass(frozen=True)
+class FitReport:
+    """What a calibration did: parameters (nominal, start, fitted), errors, runs used, wall time."""
+
+    model: str
+    parameters: tuple[tuple[str, float, float, float], ...]  # (name, nominal, start, fitted), SI
+    train_error: Mapping[str, Mapping[str, float]]          # output -> {"nrmse", "max_abs"}
+    held_out_error: Mapping[str, Mapping[str, float]]
+    n_train: int
+    n_held_out: int
+    n_spice_runs: int
+    wall_s: float
+    loss: float
+
+    def to_markdown(self) -> str:
+        rows = [(n, nom, st, fit, "" if not nom or not math.isfinite(nom) else f"{100 * (fit / nom - 1):+.3g} %")
+                for n, nom, st, fit in self.parameters]
+        text = f"Calibrated `{self.model}` on {self.n_train} SPICE cases, checked on {self.n_held_out} held-out " \
+               f"cases ({self.n_spice_runs} SPICE runs in all), in {self.wall_s:.2f} s.\n\n"
+        text += markdown_table(["parameter (SI)", "nominal", "start", "fitted", "fitted vs nominal"], rows) + "\n\n"
+        err = [(k, 100 * self.train_error[k]["nrmse"], self.train_error[k]["max_abs"],
+                100 * self.held_out_error[k]["nrmse"] if k in self.held_out_error else float("nan"),
+                self.held_out_error[k]["max_abs"] if k in self.held_out_error else float("nan"))
+               for k in self.train_error]
+        text += markdown_table(["output", "train NRMSE (%)", "train max |err| (SI)", "held-out NRMSE (%)",
+                                "held-out max |err| (SI)"], err)
+        return text + "\n"
+
+
+@dataclass(frozen=True)
+class Calibration:
+    """A calibrated surrogate and its report."""
+
+    model: Any
+    report: FitReport
+    held_out: tuple[tuple[Case, SimResult], ...] = field(default=(), repr=False)
+
+    def save(self, path: str | os.PathLike) -> Path:
+        """Write `path` (JSON: spec, model class, report) and `path` with `.pt` (state_dict)."""
+        return save_model(self.model, path, report=self.report)
+
+
+def save_model(model: Any, path: str | os.PathLike, report: FitReport | None = None) -> Path:
+    path = Path(path)
+    weights = path.with_suffix(".pt")
+    torch.save(model.state_dict(), weights)
+    meta = {"model": type(model).__name__, "spec_json": to_json(model.spec), "weights": weights.name,
+            "physical_parameters": {k: v if math.isfinite(v) else repr(v)
+                                    for k, v in model.physical_parameters().items()}}
+    if report is not None:
+        meta["report_markdown"] = report.to_markdown()
+    path.write_text(json.dumps(meta, indent=2))
+    return path
+
+
+def load_model(path: str | os.PathLike) -> Any:
+    """Rebuild a saved surrogate (weights loaded with `weights_only=True`)."""
+    path = Path(path)
+    meta = json.loads(path.read_text())
+    classes = model_classes()
+    if meta.get("model") not in classes:
+        raise SpecError(f"{path}: unknown model {meta.get('model')!r}; known: {', '.join(classes)}")
+    model = classes[meta["model"]](from_json(meta["spec_json"]))
+    state = torch.load(path.with_name(meta["weights"]), weights_only=True)
+    model.load_state_dict(state)
+    return model
+
+
+def runs_from(source: Any) -> list[tuple[Case, SimResult]]:
+    """(case, result) pairs from a store path, a SweepResult, or an iterable of pairs."""
+    from . import store as _store
+
+    if isinstance(source, (str, os.PathLike)):
+        ids = _store.case_ids(source)
+        return [(_store.load_case(source, cid), _store.load_result(source, cid)) for cid in ids]
+    if isinstance(source, SweepResult):
+        return runs_from(source.store) if not source.case_ids else [
+            (_store.load_case(source.store, cid), _store.load_result(source.store, cid))
+            for cid in dict.fromkeys(source.case_ids) if cid not in source.failures]
+    return list(source)
+
+
+def split_cases(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded split of case indices into (train, held_out); at least one of each when n >= 2."""
+    if not 0.0 <= holdout < 1.0:
+        raise SpecError(f"holdout = {holdout!r} is out of range [0, 1)")
+    order = np.random.default_rng(seed).permutation(n)
+    n_hold = 0 if n < 2 or holdout == 0 else min(max(1, round(holdout * n)), n - 1)
+    return np.sort(order[n_hold:]), np.sort(order[:n_hold])
+
+
+def prediction_errors(model: Any, runs: Sequence[tuple[Case, SimResult]],
+                      keys: Sequence[str]) -> dict[str, dict[str, float]]:
+    """NRMSE (over the reference's range) and max |error| (SI) per output over all runs."""
+    out: dict[str, dict[str, float]] = {}
+    if not runs:
+        return out
+    with torch.no_grad():
+        preds = [model.predict(case) for case, _ in runs]
+    for k in keys:
+        ref = np.concatenate([r.outputs[k].ravel() for _, r in runs])
+        got = np.concatenate([p[k].detach().cpu().numpy().ravel() for p in preds])
+        out[k] = {"nrmse": nrmse(got, ref), "max_abs": float(np.max(np.abs(got - ref)))}
+    return out
+
+
+def calibrate(spec: Any, runs: Any, *, holdout: float = 0.25, seed: int = 0,
+              start: Mapping[str, float] | None = None, fit: Iterable[str] | None = None,
+              max_iter: int = 200, progress: bool = True) -> Calibration:
+    """Fit `surrogate(spec)`'s physical parameters to SPICE runs; report train and held-out error.
+
+    runs: a store path, a SweepResult or (Case, SimResult) pairs of this block; holdout:
+    fraction of cases kept out of the fit (split by case, seeded); start: physical values to
+    start from instead of the spec's nominal ones; fit: names of the parameters to fit
+    (default: every parameter the spec makes relevant).
+    """
+    t0 = time.perf_counter()
+    pairs = runs_from(runs)
+    if not pairs:
+        raise SpecError("calibrate needs at least one SPICE run")
+    model = surrogate(spec)
+    nominal = model.nominal_parameters()
+    if start:
+        model.set_physical_parameters(start)
+    starting = model.physical_parameters()
+    names = model.fitted_names() if fit is None else list(fit)
+    unknown = set(names) - set(model.fitted_names())
+    if unknown:
+        raise SpecError(f"cannot fit {sorted(unknown)} for this spec; fittable: {model.fitted_names()}")
+    train_idx, hold_idx = split_cases(len(pairs), holdout, seed)
+    train = [pairs[i] for i in train_idx]
+    held = [pairs[i] for i in hold_idx]
+    keys = [k for k in model.fit_outputs if all(k in r.outputs for _, r in train)]
+    refs = {k: [torch.as_tensor(r.outputs[k], dtype=torch.float64) for _, r in train] for k in keys}
+    scale = {k: max(float(torch.cat([t.ravel() for t in refs[k]]).abs().max()), 1e-300) for k in keys}
+    field_of = model._PARAM_FIELDS
+    params = [p for n, p in model.named_parameters() if field_of.get(n) in names]
+    for n, p in model.named_parameters():
+        p.requires_grad_(field_of.get(n) in names)
+    loss_value = float("nan")
+    if params:
+        opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, tolerance_grad=1e-14, tolerance_change=1e-16,
+                                history_size=20, line_search_fn="strong_wolfe")
+        bar = tqdm(total=max_iter, desc="calibrate", disable=not progress)
+
+        def closure():
+            opt.zero_grad()
+            loss = torch.zeros((), dtype=torch.float64)
+            for (case, _), *ref in zip(train, *refs.values()):
+                pred = model.predict(case)
+                for k, r in zip(keys, ref):
+                    loss = loss + torch.mean(((pred[k].to(torch.float64) - r) / scale[k]) ** 2) / len(train)
+            loss.backward()
+            bar.update(1)
+            bar.set_postfix(loss=f"{float(loss):.3e}")
+            return loss
+
+        loss_value = float(opt.step(closure))
+        bar.close()
+    fitted = model.physical_parameters()
+    report = FitReport(
+        model=type(model).__name__,
+        parameters=tuple((n, float(nominal[n]), float(starting[n]), float(fitted[n])) for n in names),
+        train_error=prediction_errors(model, train, keys), held_out_error=prediction_errors(model, held, keys),
+        n_train=len(train), n_held_out=len(held), n_spice_runs=len(pairs), wall_s=time.perf_counter() - t0,
+        loss=loss_value)
+    return Calibration(model=model, report=report, held_out=tuple(held))

@@ -1,0 +1,222 @@
+"""Crossbar surrogate: the circuit's physics in torch, with parameters a person can read.
+
+Physical parameters (all SI, positive ones stored as logs): wire resistance per segment,
+driver resistance, TIA feedback resistance (gain error), op-amp open-loop gain and input
+offset (together the TIA's Thevenin virtual ground), 1T1R access resistance, sinh I–V
+scale. The resistive network is solved exactly (`irdrop.py`); the op-amp's rails clamp
+v_out with the same softplus as `circuits/opamp.lib`; DAC/ADC quantize like the circuit
+world (straight-through gradients). Conductances come from the same `realize` as the
+SPICE deck, so both worlds see identical devices.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+
+from ..blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient, quantize
+from ..nonideal import Nonidealities, realize
+from .irdrop import RTOL, Network, solve_nodes
+from .registry import register_surrogate
+
+_RAIL_SOFTNESS_VOLT = 0.01  # k of the softplus rail clamp in circuits/opamp.lib
+_A0_IDEAL = 1e9             # the circuit world's stand-in for an ideal op-amp's gain
+_R_OUT_IDEAL_OHM = 1e-3
+
+
+def _softplus(u: torch.Tensor, k: float) -> torch.Tensor:
+    return torch.clamp(u, min=0) + k * torch.log1p(torch.exp(-torch.abs(u) / k))
+
+
+def _quantize_ste(x: torch.Tensor, bits: int, full_scale: float) -> torch.Tensor:
+    """Quantize like the circuit world, pass gradients straight through."""
+    if bits == 0:
+        return x
+    q = torch.as_tensor(quantize(x.detach().cpu().numpy(), bits, full_scale), dtype=x.dtype, device=x.device)
+    return x + (q - x).detach()
+
+
+@register_surrogate(CrossbarSpec)
+class CrossbarModel(nn.Module):
+    """Batched, differentiable crossbar read; `outputs` answers like `pc.simulate` (tensors)."""
+
+    fit_outputs = ("i_out_amp", "v_out_volt")
+
+    def __init__(self, spec: CrossbarSpec, *, device: str | torch.device | None = None,
+                 dtype: torch.dtype = torch.float64, rtol: float = RTOL):
+        super().__init__()
+        self.spec = spec
+        self.dtype = dtype
+        self.rtol = rtol
+        f64 = dict(dtype=torch.float64, device=device)
+        amp = spec.opamp
+        self.ideal_wires = spec.r_wire_ohm == 0
+        self.ideal_opamp = amp.ideal
+        self.log_r_wire_ohm = nn.Parameter(torch.tensor(math.log(max(spec.r_wire_ohm, 1e-12)), **f64),
+                                           requires_grad=not self.ideal_wires)
+        self.r_driver_ohm = nn.Parameter(torch.tensor(spec.r_driver_ohm, **f64), requires_grad=False)
+        self.log_r_f_ohm = nn.Parameter(torch.tensor(math.log(spec.r_f_ohm), **f64))
+        self.offset_mv = nn.Parameter(torch.tensor(amp.offset_volt * 1e3, **f64), requires_grad=not amp.ideal)
+        self.log_a0 = nn.Parameter(torch.tensor(math.log(min(amp.a0, _A0_IDEAL)), **f64),
+                                   requires_grad=not amp.ideal and math.isfinite(amp.a0))
+        self.r_out_ohm = nn.Parameter(torch.tensor(max(amp.r_out_ohm, _R_OUT_IDEAL_OHM), **f64), requires_grad=False)
+        self.log_r_access_ohm = nn.Parameter(torch.tensor(math.log(spec.r_access_ohm), **f64),
+                                             requires_grad=spec.cell == "1t1r")
+        self.log_iv_v0_volt = nn.Parameter(torch.tensor(math.log(spec.iv_v0_volt), **f64),
+                                           requires_grad=spec.cell == "sinh")
+
+    # ---- physical parameters in SI -------------------------------------------------------
+    def physical_parameters(self) -> dict[str, float]:
+        """Every physical parameter in SI, by the name of the spec field it refines."""
+        return {
+            "r_wire_ohm": 0.0 if self.ideal_wires else float(self.log_r_wire_ohm.detach().exp()),
+            "r_f_ohm": float(self.log_r_f_ohm.detach().exp()),
+            "opamp.offset_volt": float(self.offset_mv.detach()) * 1e-3,
+            "opamp.a0": math.inf if self.ideal_opamp else float(self.log_a0.detach().exp()),
+            "r_access_ohm": float(self.log_r_access_ohm.detach().exp()),
+            "iv_v0_volt": float(self.log_iv_v0_volt.detach().exp()),
+        }
+
+    def nominal_parameters(self) -> dict[str, float]:
+        """The same parameters at the spec's values (what an uncalibrated model uses)."""
+        s = self.spec
+        return {"r_wire_ohm": s.r_wire_ohm, "r_f_ohm": s.r_f_ohm, "opamp.offset_volt": s.opamp.offset_volt,
+                "opamp.a0": s.opamp.a0, "r_access_ohm": s.r_access_ohm, "iv_v0_volt": s.iv_v0_volt}
+
+    _PARAM_FIELDS = {"log_r_wire_ohm": "r_wire_ohm", "log_r_f_ohm": "r_f_ohm", "offset_mv": "opamp.offset_volt",
+                     "log_a0": "opamp.a0", "log_r_access_ohm": "r_access_ohm", "log_iv_v0_volt": "iv_v0_volt"}
+
+    def fitted_names(self) -> list[str]:
+        """Physical parameters that calibration adjusts for this spec."""
+        return [self._PARAM_FIELDS[n] for n, p in self.named_parameters() if p.requires_grad and n in self._PARAM_FIELDS]
+
+    def set_physical_parameters(self, values: Mapping[str, float]) -> None:
+        """Set parameters by physical name and SI value (e.g. {"r_wire_ohm": 1.0})."""
+        by_field = {f: n for n, f in self._PARAM_FIELDS.items()}
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            for field, value in values.items():
+                if field not in by_field:
+                    raise KeyError(f"{type(self).__name__} has no physical parameter {field!r}; "
+                                   f"known: {', '.join(by_field)}")
+                name = by_field[field]
+                params[name].copy_(torch.tensor(value * 1e3 if name == "offset_mv" else math.log(value)))
+
+    # ---- the physics ---------------------------------------------------------------------
+    def _tia(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """Thevenin equivalent of the TIA input: series resistance and source voltage."""
+        r_f = self.log_r_f_ohm.exp()
+        vos = self.offset_mv * 1e-3
+        if self.ideal_opamp:
+            return torch.zeros_like(r_f), vos
+        a0 = self.log_a0.exp()
+        return (r_f + self.r_out_ohm) / (1 + a0), a0 * vos / (1 + a0)
+
+    def _cells(self, g: torch.Tensor) -> torch.Tensor:
+        if self.spec.cell == "1t1r":
+            safe = torch.where(g > 0, g, torch.ones_like(g))
+            return torch.where(g > 0, 1.0 / (1.0 / safe + self.log_r_access_ohm.exp()), torch.zeros_like(g))
+        return g
+
+    def network(self, g_siemens: torch.Tensor, v_in_volt: torch.Tensor,
+                extra_offset_volt: torch.Tensor | None = None) -> Network:
+        """The resistive network of one read batch (g: (b|1, R, C), v: (b, R))."""
+        r_tia, v_src = self._tia()
+        v_bot = v_src.reshape(1, 1).expand(1, self.spec.cols)
+        if extra_offset_volt is not None:
+            a0 = 1.0 if self.ideal_opamp else self.log_a0.exp() / (1 + self.log_a0.exp())
+            v_bot = v_bot + a0 * extra_offset_volt.reshape(1, -1)
+        r_w = self.log_r_wire_ohm.exp()
+        return Network(g=self._cells(g_siemens), g_wire=1.0 / r_w, g_drv=1.0 / (r_w + self.r_driver_ohm),
+                       g_bot=1.0 / (r_w + r_tia), v_drv=v_in_volt, v_bot=v_bot,
+                       v0=self.log_iv_v0_volt.exp() if self.spec.cell == "sinh" else None)
+
+    def column_currents(self, net: Network) -> torch.Tensor:
+        if self.ideal_wires:
+            return self._ideal_wire_currents(net)
+        _, b = solve_nodes(net, self.rtol)
+        return net.g_bot * (b[:, -1, :] - net.v_bot)
+
+    def _ideal_wire_currents(self, net: Network) -> torch.Tensor:
+        """r_wire = 0: every cell sees V_row − v_g exactly; solve for the virtual grounds per column."""
+        r_tia = 1.0 / net.g_bot - self.log_r_wire_ohm.exp()  # the wire term is ~1e-12 Ohm here
+        g = net.g
+        v = net.v_drv[:, :, None]
+        if net.v0 is None:
+            # i = Σ g (V - v_g),  v_g = v_bot + r_tia i  →  i = (V·G - v_bot Σg) / (1 + r_tia Σg)
+            gs = g.sum(dim=1)
+            return (torch.einsum("br,brc->bc", net.v_drv, g.expand(v.shape[0], -1, -1)) - net.v_bot * gs) / (
+                1 + r_tia * gs)
+        vg = net.v_bot.expand(v.shape[0], -1).clone()
+        for _ in range(50):  # Newton on the per-column virtual ground
+            u = (v - vg[:, None, :]) / net.v0
+            i = (g * net.v0 * torch.sinh(u)).sum(dim=1)
+            di = -(g * torch.cosh(u)).sum(dim=1)
+            f = vg - net.v_bot - r_tia * i
+            vg = vg - f / (1 - r_tia * di)
+        u = (v - vg[:, None, :]) / net.v0
+        return (g * net.v0 * torch.sinh(u)).sum(dim=1)
+
+    def forward(self, g_siemens: torch.Tensor, v_in_volt: torch.Tensor,
+                extra_offset_volt: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """Column currents and TIA outputs of reads v (b, R) on conductances g (b|1, R, C); SI."""
+        g = torch.as_tensor(g_siemens, dtype=torch.float64, device=self.log_r_f_ohm.device)
+        v = torch.as_tensor(v_in_volt, dtype=torch.float64, device=g.device)
+        if g.ndim == 2:
+            g = g[None]
+        v = _quantize_ste(v, self.spec.dac_bits, self.spec.v_in_max_volt)
+        net = self.network(g, v, extra_offset_volt)
+        i = self.column_currents(net)
+        r_tia, _ = self._tia()
+        v_g = net.v_bot + r_tia * i
+        v_out = v_g - self.log_r_f_ohm.exp() * i
+        v_out = self._rails(v_out)
+        out = {"i_out_amp": i, "v_out_volt": v_out,
+               "v_adc_volt": _quantize_ste(v_out, self.spec.adc_bits, self.spec.adc_range_volt)}
+        if self.spec.differential:
+            out["i_diff_amp"] = i[:, 0::2] - i[:, 1::2]
+        return {k: t.to(self.dtype) for k, t in out.items()}
+
+    def _rails(self, v: torch.Tensor) -> torch.Tensor:
+        amp = self.spec.opamp
+        if not (math.isfinite(amp.v_rail_pos_volt) or math.isfinite(amp.v_rail_neg_volt)):
+            return v
+        lo, hi = max(amp.v_rail_neg_volt, -1e3), min(amp.v_rail_pos_volt, 1e3)
+        return lo + _softplus(v - lo, _RAIL_SOFTNESS_VOLT) - _softplus(v - hi, _RAIL_SOFTNESS_VOLT)
+
+    def node_voltages(self, g_siemens, v_in_volt) -> tuple[torch.Tensor, torch.Tensor]:
+        """Word- and bit-line node voltages (b, R, C) for IR-drop maps (r_wire > 0)."""
+        g = torch.as_tensor(g_siemens, dtype=torch.float64)
+        net = self.network(g[None] if g.ndim == 2 else g, torch.as_tensor(v_in_volt, dtype=torch.float64))
+        return solve_nodes(net, self.rtol)
+
+    # ---- the same face as the circuit world ---------------------------------------------
+    def outputs(self, stimulus: CrossbarRead, nonideal: Nonidealities | None = None,
+                seed: int = 0) -> dict[str, torch.Tensor]:
+        """Same keys and shapes as `pc.simulate(spec, stimulus, nonideal, seed).outputs`, as tensors."""
+        if isinstance(stimulus, CrossbarTransient):
+            raise NotImplementedError("the crossbar surrogate answers DC reads; transients are SPICE-only for now")
+        nonideal = Nonidealities() if nonideal is None else nonideal
+        real = realize(nonideal, stimulus.g_siemens, stimulus.v_in_volt.shape[0], self.spec.cols, seed)
+        extra = torch.tensor(real.offset_volt, dtype=torch.float64) if np.any(real.offset_volt) else None
+        return self(torch.tensor(real.g_read_siemens), torch.tensor(stimulus.v_in_volt), extra)
+
+    def predict(self, case: Any) -> dict[str, torch.Tensor]:
+        """Outputs for a stored `Case` (spec must match this model's geometry)."""
+        return self.outputs(case.stimulus, case.nonideal, case.seed)
+
+    def for_spec(self, spec: CrossbarSpec) -> "CrossbarModel":
+        """A model for `spec` that keeps this model's fitted values for fields `spec` leaves unchanged."""
+        new = type(self)(spec, dtype=self.dtype, rtol=self.rtol)
+        mine, nominal = self.physical_parameters(), self.nominal_parameters()
+        theirs = new.nominal_parameters()
+        with torch.no_grad():
+            for name, param in new.named_parameters():
+                field = self._PARAM_FIELDS.get(name)
+                if field and theirs[field] == nominal[field] and param.requires_grad:
+                    param.copy_(dict(self.named_parameters())[name])
+        return new
