@@ -27,5 +27,9 @@ __all__ = [
 
 from .store import case_ids, done_ids, load_case, load_result  # noqa: E402
 from .sweep import Case, SweepResult, sweep  # noqa: E402
+from .surrogates import surrogate  # noqa: E402
+from .calibrate import Calibration, calibrate, load_model  # noqa: E402
+from .validate import ValidationReport, validate  # noqa: E402
 
-__all__ += ["Case", "SweepResult", "case_ids", "done_ids", "load_case", "load_result", "sweep"]
+__all__ += ["Calibration", "Case", "SweepResult", "ValidationReport", "calibrate", "case_ids", "done_ids",
+            "load_case", "load_model", "load_result", "surrogate", "sweep", "validate"]

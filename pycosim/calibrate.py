@@ -183,10 +183,10 @@ def calibrate(spec: Any, runs: Any, *, holdout: float = 0.25, seed: int = 0,
                     loss = loss + torch.mean(((pred[k].to(torch.float64) - r) / scale[k]) ** 2) / len(train)
             loss.backward()
             bar.update(1)
-            bar.set_postfix(loss=f"{float(loss):.3e}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.3e}")
             return loss
 
-        loss_value = float(opt.step(closure))
+        loss_value = float(opt.step(closure).detach())
         bar.close()
     fitted = model.physical_parameters()
     report = FitReport(

@@ -59,6 +59,70 @@ def waveforms(wf: Waveforms, names: Sequence[str], title: str = "") -> Figure:
     return fig
 
 
+def parity(spice: np.ndarray, surrogate: np.ndarray, key: str) -> Figure:
+    """Surrogate against SPICE for one output over all validation reads."""
+    fig, ax = plt.subplots(figsize=(4.2, 4))
+    ax.plot(spice, surrogate, ".", ms=3, alpha=0.6)
+    lim = [float(min(spice.min(), surrogate.min())), float(max(spice.max(), surrogate.max()))]
+    ax.plot(lim, lim, "k--", lw=0.8)
+    unit = _unit_of(key)
+    ax.set_xlabel(f"SPICE {key} ({unit})")
+    ax.set_ylabel(f"surrogate {key} ({unit})")
+    fig.tight_layout()
+    return fig
+
+
+def error_heatmap(table: Sequence[Mapping], x: str, y: str, metric: str) -> Figure:
+    """Mean of `metric` (in %) over the grid's two fields `x` and `y`."""
+    xs = sorted({row[x] for row in table})
+    ys = sorted({row[y] for row in table})
+    grid = np.full((len(ys), len(xs)), np.nan)
+    for i, yv in enumerate(ys):
+        for j, xv in enumerate(xs):
+            vals = [row[metric] for row in table if row[x] == xv and row[y] == yv]
+            grid[i, j] = 100 * np.mean(vals) if vals else np.nan
+    fig, ax = plt.subplots(figsize=(5, 3.8))
+    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+    ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
+    ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
+    ax.set_xlabel(f"{x} ({_unit_of(x)})")
+    ax.set_ylabel(f"{y} ({_unit_of(y)})")
+    for i in range(len(ys)):
+        for j in range(len(xs)):
+            ax.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", color="w", fontsize=7)
+    fig.colorbar(im, ax=ax, label=f"{metric} (%)")
+    fig.tight_layout()
+    return fig
+
+
+def error_vs_size(table: Sequence[Mapping], metric: str, group_by: Sequence[str] = ()) -> Figure:
+    """`metric` (in %) against array size (cells), one line per combination of `group_by` fields."""
+    fig, ax = plt.subplots(figsize=(5, 3.6))
+    groups: dict[tuple, list] = {}
+    for row in table:
+        groups.setdefault(tuple(row[g] for g in group_by), []).append(row)
+    for key, rows in groups.items():
+        pts = sorted((int(np.prod([int(s) for s in r["size"].split("x")])), 100 * r[metric]) for r in rows)
+        label = ", ".join(f"{g}={v:g}" if isinstance(v, (int, float)) else f"{g}={v}" for g, v in zip(group_by, key))
+        ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label or None)
+    ax.set_xscale("log")
+    ax.set_xlabel("array size (cells)")
+    ax.set_ylabel(f"{metric} (%)")
+    if group_by:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def _unit_of(name: str) -> str:
+    for suffix, unit in (("_amp", "A"), ("_volt", "V"), ("_ohm", "Ω"), ("_hz", "Hz"), ("_farad", "F"),
+                         ("_siemens", "S"), ("_s", "s"), ("_bits", "bits")):
+        if name.endswith(suffix):
+            return unit
+    return "1"
+
+
 def save(fig: Figure, path) -> None:
     """Write `fig` as PNG and release it."""
     fig.savefig(path, dpi=120)

@@ -45,6 +45,7 @@ class CrossbarModel(nn.Module):
     """Batched, differentiable crossbar read; `outputs` answers like `pc.simulate` (tensors)."""
 
     fit_outputs = ("i_out_amp", "v_out_volt")
+    validate_outputs = ("i_out_amp", "v_out_volt", "v_adc_volt")
 
     def __init__(self, spec: CrossbarSpec, *, device: str | torch.device | None = None,
                  dtype: torch.dtype = torch.float64, rtol: float = RTOL):
@@ -104,7 +105,7 @@ class CrossbarModel(nn.Module):
                     raise KeyError(f"{type(self).__name__} has no physical parameter {field!r}; "
                                    f"known: {', '.join(by_field)}")
                 name = by_field[field]
-                params[name].copy_(torch.tensor(value * 1e3 if name == "offset_mv" else math.log(value)))
+                params[name].copy_(torch.tensor(value * 1e3 if name == "offset_mv" else math.log(value), dtype=torch.float64))
 
     # ---- the physics ---------------------------------------------------------------------
     def _tia(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -1,0 +1,166 @@
+"""`validate`: surrogate against SPICE on the same realized cases, over a grid of nonidealities.
+
+Each grid point varies spec fields (e.g. `r_wire_ohm`, `opamp.gbw_hz`, `adc_bits`) and/or
+`Nonidealities` fields (e.g. `variation_sigma`); every base case is run at every point in
+SPICE (through `pc.sweep`, so an interrupted validation resumes) and on the surrogate made
+for that point's spec (`model.for_spec`, keeping fitted values of unchanged fields). Both
+see the same realized devices; per-read noise is also compared statistically.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import tempfile
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from . import plots
+from .errors import SpecError
+from .metrics import nrmse
+from .nonideal import Nonidealities
+from .report import markdown_table
+from .sweep import Case, sweep
+
+
+def grid_points(grid: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]]:
+    """Every combination of the grid's values, as {field: value} (one empty point without a grid)."""
+    if not grid:
+        return [{}]
+    for name, values in grid.items():
+        if isinstance(values, (str, bytes)) or not isinstance(values, Sequence) or not values:
+            raise SpecError(f"nonideal_grid[{name!r}] must be a non-empty list of values")
+    return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
+
+
+def apply_point(case: Case, point: Mapping[str, Any]) -> Case:
+    """`case` with spec fields (dotted for nested specs: `opamp.gbw_hz`) and nonidealities replaced."""
+    spec_kw: dict[str, Any] = {}
+    nested: dict[str, dict[str, Any]] = {}
+    ni_kw: dict[str, Any] = {}
+    spec_fields = {f.name for f in dataclasses.fields(case.spec)}
+    ni_fields = {f.name for f in dataclasses.fields(Nonidealities)}
+    for name, value in point.items():
+        head, _, tail = name.partition(".")
+        if tail and head in spec_fields:
+            nested.setdefault(head, {})[tail] = value
+        elif name in spec_fields:
+            spec_kw[name] = value
+        elif name in ni_fields:
+            ni_kw[name] = value
+        else:
+            raise SpecError(f"grid field {name!r} is neither a {type(case.spec).__name__} field nor a "
+                            f"Nonidealities field")
+    for head, kw in nested.items():
+        spec_kw[head] = replace(getattr(case.spec, head), **kw)
+    return Case(replace(case.spec, **spec_kw), case.stimulus, replace(case.nonideal, **ni_kw), case.seed)
+
+
+@dataclass
+class ValidationReport:
+    """Per grid point: the nonideality values and the measured surrogate-vs-SPICE errors."""
+
+    grid_names: tuple[str, ...]
+    keys: tuple[str, ...]
+    table: list[dict[str, Any]]
+    parity: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)  # key -> (spice, surrogate)
+
+    def to_markdown(self) -> str:
+        cols = list(dict.fromkeys(c for row in self.table for c in row))
+        rows = [[row.get(c, "") for c in cols] for row in self.table]
+        return markdown_table(cols, rows) + "\n"
+
+    def worst(self, metric: str) -> float:
+        return max(float(row[metric]) for row in self.table)
+
+    def plot_parity(self, key: str | None = None):
+        key = key or self.keys[0]
+        return plots.parity(*self.parity[key], key)
+
+    def plot_heatmap(self, x: str, y: str, metric: str | None = None):
+        metric = metric or f"nrmse_{self.keys[0]}"
+        return plots.error_heatmap(self.table, x, y, metric)
+
+    def plot_error_vs_size(self, metric: str | None = None):
+        metric = metric or f"nrmse_{self.keys[0]}"
+        return plots.error_vs_size(self.table, metric, [g for g in self.grid_names if g not in ("rows", "cols")])
+
+
+def _np(t: torch.Tensor) -> np.ndarray:
+    return t.detach().cpu().numpy()
+
+
+def validate(model: Any, cases: Sequence[Case], nonideal_grid: Mapping[str, Sequence[Any]] | None = None, *,
+             store: str | Path | None = None, executor=None, engine: str = "shared",
+             keys: Sequence[str] | None = None, progress: bool = True) -> ValidationReport:
+    """Run SPICE and the surrogate on every case at every grid point; report errors per point.
+
+    model: a surrogate (or a Calibration); cases: held-out base cases; nonideal_grid:
+    {field: [values]} over spec fields (dotted for `opamp.*`) and Nonidealities fields;
+    store: HDF5 store of the SPICE runs (resumable; default a temporary file).
+    """
+    model = getattr(model, "model", model)
+    points = grid_points(nonideal_grid)
+    variants = [[apply_point(c, p) for c in cases] for p in points]
+    tmp = None
+    if store is None:
+        tmp = tempfile.TemporaryDirectory(prefix="pycosim-validate-")
+        store = Path(tmp.name) / "validation.h5"
+    sw = sweep([c for group in variants for c in group], store=store, executor=executor, engine=engine,
+               progress=progress)
+    if sw.failures:
+        raise SpecError(f"{len(sw.failures)} SPICE case(s) failed during validation: "
+                        f"{next(iter(sw.failures.values())).splitlines()[0]}")
+    keys = tuple(keys or getattr(model, "validate_outputs", model.fit_outputs))
+    table: list[dict[str, Any]] = []
+    parity = {k: ([], []) for k in keys}
+    models: dict[str, Any] = {}
+    for point, group in tqdm(list(zip(points, variants)), desc="validate", disable=not progress):
+        refs = [sw.result(c.case_id) for c in group]
+        preds, t_sur = [], 0.0
+        for c in group:
+            m = models.setdefault(c.spec.__repr__(), model.for_spec(c.spec))
+            t0 = time.perf_counter()
+            with torch.no_grad():
+                preds.append(m.predict(c))
+            t_sur += time.perf_counter() - t0
+        row: dict[str, Any] = {name: point[name] for name in point}
+        row["size"] = f"{group[0].spec.rows}x{group[0].spec.cols}" if hasattr(group[0].spec, "rows") else ""
+        row["n_cases"] = len(group)
+        for k in keys:
+            ref = np.concatenate([r.outputs[k].ravel() for r in refs])
+            got = np.concatenate([_np(p[k]).ravel() for p in preds])
+            row[f"nrmse_{k}"] = nrmse(got, ref)
+            row[f"max_abs_{k}"] = float(np.max(np.abs(got - ref)))
+            parity[k][0].append(ref)
+            parity[k][1].append(got)
+        noisy = [c for c in group if c.nonideal.read_noise_sigma > 0]
+        if noisy:
+            row["noise_std_ratio"] = _noise_std_ratio(models, noisy, refs, preds, keys[0], group)
+        row["spice_s"] = sum(float(r.provenance["wall_s"]) for r in refs)
+        row["surrogate_s"] = t_sur
+        table.append(row)
+    if tmp is not None:
+        tmp.cleanup()
+    return ValidationReport(grid_names=tuple(nonideal_grid or {}), keys=keys, table=table,
+                            parity={k: (np.concatenate(a), np.concatenate(b)) for k, (a, b) in parity.items()})
+
+
+def _noise_std_ratio(models, noisy, refs, preds, key, group) -> float:
+    """std of (SPICE − noiseless) over std of (surrogate − noiseless), over every read: ≈ 1."""
+    dev_spice, dev_sur = [], []
+    for c, r, p in zip(group, refs, preds):
+        if c.nonideal.read_noise_sigma == 0:
+            continue
+        quiet = Case(c.spec, c.stimulus, replace(c.nonideal, read_noise_sigma=0.0), c.seed)
+        with torch.no_grad():
+            mean = _np(models[c.spec.__repr__()].predict(quiet)[key])
+        dev_spice.append(r.outputs[key] - mean)
+        dev_sur.append(_np(p[key]) - mean)
+    return float(np.std(np.concatenate(dev_spice)) / max(np.std(np.concatenate(dev_sur)), 1e-300))
