@@ -75,7 +75,8 @@ def save_model(model: Any, path: str | os.PathLike, report: FitReport | None = N
     path = Path(path)
     weights = path.with_suffix(".pt")
     torch.save(model.state_dict(), weights)
-    meta = {"model": type(model).__name__, "spec_json": to_json(model.spec), "weights": weights.name,
+    meta = {"model": type(model).__name__, "spec_json": to_json(model.spec),
+            "circuit_spec_json": to_json(model.circuit_spec), "weights": weights.name,
             "physical_parameters": {k: v if math.isfinite(v) else repr(v)
                                     for k, v in model.physical_parameters().items()}}
     if report is not None:
@@ -92,6 +93,7 @@ def load_model(path: str | os.PathLike) -> Any:
     if meta.get("model") not in classes:
         raise SpecError(f"{path}: unknown model {meta.get('model')!r}; known: {', '.join(classes)}")
     model = classes[meta["model"]](from_json(meta["spec_json"]))
+    model.circuit_spec = from_json(meta.get("circuit_spec_json", meta["spec_json"]))
     state = torch.load(path.with_name(meta["weights"]), weights_only=True)
     model.load_state_dict(state)
     return model
@@ -150,6 +152,9 @@ def calibrate(spec: Any, runs: Any, *, holdout: float = 0.25, seed: int = 0,
     if not pairs:
         raise SpecError("calibrate needs at least one SPICE run")
     model = surrogate(spec)
+    circuits = {to_json(case.spec) for case, _ in pairs}
+    if len(circuits) == 1:
+        model.circuit_spec = pairs[0][0].spec
     nominal = model.nominal_parameters()
     if start:
         model.set_physical_parameters(start)

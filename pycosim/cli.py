@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
 import sys
 import tomllib
 from pathlib import Path
@@ -175,6 +176,99 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 1 if res.n_failed else 0
 
 
+def _parse_sets(items: Sequence[str]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for item in items or ():
+        name, eq, value = item.partition("=")
+        if not eq:
+            raise SpecError(f"--set {item!r} must look like FIELD=VALUE (SI units), e.g. r_wire_ohm=1.0")
+        try:
+            out[name.strip()] = tomllib.loads(f"v = {value.strip()}")["v"]
+        except tomllib.TOMLDecodeError:
+            out[name.strip()] = value.strip()
+    return out
+
+
+def cmd_calibrate(args: argparse.Namespace) -> int:
+    from .calibrate import calibrate
+    from .store import case_ids, load_case
+    from .validate import apply_point
+
+    ids = case_ids(args.store)
+    if not ids:
+        raise SpecError(f"{args.store} holds no finished runs to calibrate on")
+    first = load_case(args.store, ids[0])
+    design = apply_point(first, _parse_sets(args.set)).spec
+    fit_names = [f for f in args.fit.split(",") if f] if args.fit else None
+    fit = calibrate(design, args.store, holdout=args.holdout, seed=args.seed, fit=fit_names)
+    path = fit.save(args.output)
+    Path(path).with_suffix(".md").write_text(fit.report.to_markdown())
+    print(fit.report.to_markdown())
+    print(f"model: {path} (+ {Path(path).with_suffix('.pt').name}); report: {Path(path).with_suffix('.md')}")
+    return 0
+
+
+def cmd_validate(args: argparse.Namespace) -> int:
+    from . import plots
+    from .calibrate import load_model
+    from .report import Report
+    from .sweep import Case
+
+    model = load_model(args.model)
+    grid = {}
+    if args.grid:
+        with open(args.grid, "rb") as f:
+            grid = tomllib.load(f).get("grid", {})
+    circuit = model.circuit_spec  # the circuit the model was calibrated on
+    cases = [Case(circuit, _example_read(circuit, args.batch, args.seed + k), seed=args.seed + k)
+             for k in range(args.cases)]
+    from .validate import validate
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    rep = validate(model, cases, grid, store=args.store or out / "validation.h5", engine=args.engine)
+    doc = Report(f"Validation of {args.model}")
+    doc.text(f"{len(cases)} held-out cases (seeds {args.seed}…{args.seed + args.cases - 1}, {args.batch} reads "
+             f"each) at {len(rep.table)} grid point(s); SPICE and surrogate see the same realized devices.")
+    doc.text(rep.to_markdown())
+    plots.save(rep.plot_parity(), out / "parity.png")
+    doc.figure("parity.png", "surrogate against SPICE")
+    names = [g for g in rep.grid_names]
+    if len(names) >= 2:
+        plots.save(rep.plot_heatmap(names[0], names[1]), out / "heatmap.png")
+        doc.figure("heatmap.png", f"NRMSE over {names[0]} × {names[1]} (mean over the other fields)")
+    path = doc.write(out / "report.md")
+    print(rep.to_markdown())
+    print(f"report: {path}")
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import h5py
+
+    from .report import Report
+    from .store import case_ids
+
+    ids = case_ids(args.store)
+    doc = Report(f"Runs in {args.store}")
+    rows = []
+    with h5py.File(args.store, "r") as f:
+        for cid in ids:
+            run = f["runs"][cid]
+            spec = json.loads(run.attrs["spec_json"])
+            rows.append((cid, run.attrs["block"], f"{spec.get('rows', '')}x{spec.get('cols', '')}",
+                         spec.get("r_wire_ohm", ""), ", ".join(sorted(run["outputs"])),
+                         float(run.attrs.get("prov_wall_s", "nan")), run.attrs.get("prov_ngspice_version", "")))
+    doc.text(f"{len(ids)} finished runs.")
+    doc.table(["case id", "block", "size", "r_wire (Ohm)", "outputs", "ngspice wall (s)", "ngspice"], rows)
+    if args.output == "-":
+        print(doc.to_markdown())
+    else:
+        doc.write(args.output)
+        print(f"report: {args.output}")
+    return 0
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from .demo import run_demo
 
@@ -226,6 +320,36 @@ def build_parser() -> argparse.ArgumentParser:
                                                      "(default: a local process pool)")
     common(w)
     w.set_defaults(func=cmd_sweep)
+
+    c = sub.add_parser("calibrate", help="fit a block surrogate's physical parameters to the SPICE runs of a store")
+    c.add_argument("block", choices=sorted(_spec_types()))
+    c.add_argument("--store", required=True, help="HDF5 store of SPICE runs (from simulate/sweep)")
+    c.add_argument("-o", "--output", default="model.json", help="model file (JSON; weights beside it as .pt)")
+    c.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                   help="design value to start from instead of the stored spec's, SI units "
+                        "(e.g. --set r_wire_ohm=1.0 --set opamp.offset_volt=0)")
+    c.add_argument("--fit", default="", help="comma-separated physical parameters to fit (default: all relevant)")
+    c.add_argument("--holdout", type=float, default=0.25, help="fraction of cases held out of the fit [0, 1)")
+    c.add_argument("--seed", type=int, default=0, help="seed of the train/held-out split")
+    c.set_defaults(func=cmd_calibrate)
+
+    v = sub.add_parser("validate", help="surrogate vs SPICE on held-out cases over a nonideality grid")
+    v.add_argument("block", choices=sorted(_spec_types()))
+    v.add_argument("--model", required=True, help="model file written by `pycosim calibrate`")
+    v.add_argument("--grid", default=None, help="TOML with [grid] field = [values] over spec fields (SI; "
+                                                "opamp.gbw_hz for nested) and Nonidealities fields")
+    v.add_argument("--cases", type=int, default=4, help="number of held-out random cases")
+    v.add_argument("--batch", type=int, default=4, help="reads per case")
+    v.add_argument("--seed", type=int, default=1000, help="seed of the held-out cases")
+    v.add_argument("--store", default=None, help="HDF5 store of the validation's SPICE runs (resumable)")
+    v.add_argument("--out", default="validation", help="folder for report.md and figures")
+    v.add_argument("--engine", choices=("shared", "subprocess"), default="shared", help="ngspice engine")
+    v.set_defaults(func=cmd_validate)
+
+    r = sub.add_parser("report", help="Markdown summary of the runs in an HDF5 store")
+    r.add_argument("--store", required=True, help="HDF5 store")
+    r.add_argument("-o", "--output", default="-", help="report file ('-' = stdout)")
+    r.set_defaults(func=cmd_report)
 
     d = sub.add_parser("demo", help="the main job: crossbar sweep, errors, transient, figures and report.md")
     d.add_argument("--out", default="pycosim-demo", help="output folder (store, figures, report.md)")

@@ -80,3 +80,30 @@ def test_demo_writes_report_store_and_figures(tmp_path):
         assert (tmp_path / "demo" / fig).stat().st_size > 5000
     with h5py.File(tmp_path / "demo" / "runs.h5", "r") as f:
         assert len(f["runs"]) == 17
+
+
+def test_calibrate_validate_and_report_commands(tmp_path):
+    sweep_cfg = tmp_path / "s.toml"
+    sweep_cfg.write_text('[spec]\nrows = 6\ncols = 6\nr_wire_ohm = 1.7\nopamp = "opa4322"\n[grid]\n'
+                         'variation_sigma = [0.0, 0.05]\n[read]\nbatch = 3\nseeds = [0, 1, 2, 3]\n')
+    store = tmp_path / "runs.h5"
+    assert main(["sweep", str(sweep_cfg), "--store", str(store)]) == 0
+    model = tmp_path / "model.json"
+    assert main(["calibrate", "crossbar", "--store", str(store), "--set", "r_wire_ohm=1.0", "--fit", "r_wire_ohm",
+                 "-o", str(model)]) == 0
+    from pycosim.calibrate import load_model
+
+    assert load_model(model).physical_parameters()["r_wire_ohm"] == pytest.approx(1.7, rel=1e-4)  # L-BFGS tolerance
+    assert "held-out NRMSE" in model.with_suffix(".md").read_text()
+    grid = tmp_path / "grid.toml"
+    grid.write_text('[grid]\nr_wire_ohm = [0.5, 2.5]\n"opamp.gbw_hz" = [1e6, 2e7]\n')
+    out = tmp_path / "val"
+    assert main(["validate", "crossbar", "--model", str(model), "--grid", str(grid), "--cases", "2",
+                 "--out", str(out)]) == 0
+    text = (out / "report.md").read_text()
+    assert "nrmse_i_out_amp" in text and (out / "heatmap.png").is_file() and (out / "parity.png").is_file()
+    rep = tmp_path / "runs.md"
+    assert main(["report", "--store", str(store), "-o", str(rep)]) == 0
+    assert "8 finished runs" in rep.read_text()
+    proc = _run("calibrate", "crossbar", "--store", str(store), "--set", "r_wire_ohm", "-o", str(model))
+    assert proc.returncode == 2 and "FIELD=VALUE" in proc.stderr

@@ -51,6 +51,7 @@ class CrossbarModel(nn.Module):
                  dtype: torch.dtype = torch.float64, rtol: float = RTOL):
         super().__init__()
         self.spec = spec
+        self.circuit_spec = spec  # the circuit the parameters describe (calibrate sets it to the runs' spec)
         self.dtype = dtype
         self.rtol = rtol
         f64 = dict(dtype=torch.float64, device=device)
@@ -211,9 +212,10 @@ class CrossbarModel(nn.Module):
         return self.outputs(case.stimulus, case.nonideal, case.seed)
 
     def for_spec(self, spec: CrossbarSpec) -> "CrossbarModel":
-        """A model for `spec` that keeps this model's fitted values for fields `spec` leaves unchanged."""
+        """A model for circuit `spec` that keeps this model's fitted values for the fields where `spec`
+        equals the circuit it was calibrated on, and takes `spec`'s values where it differs."""
         new = type(self)(spec, dtype=self.dtype, rtol=self.rtol)
-        mine, nominal = self.physical_parameters(), self.nominal_parameters()
+        nominal = type(self)(self.circuit_spec).nominal_parameters()
         theirs = new.nominal_parameters()
         with torch.no_grad():
             for name, param in new.named_parameters():
