@@ -1,22 +1,27 @@
-"""Matplotlib figures, one function per figure, each returning the Figure (axes in SI units)."""
+"""Matplotlib figures, one function per figure, each returning the Figure (axes in SI units).
+
+Figures are built without pyplot (no global backend switch, no open windows), so they work
+headless, in CI and in notebooks alike.
+"""
 
 from __future__ import annotations
 
 from typing import Mapping, Sequence
 
-import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")  # files, not windows: works on headless machines and in CI
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
+from .results import Waveforms
 
-from .results import Waveforms  # noqa: E402
+
+def _figure(nrows: int = 1, ncols: int = 1, figsize=(5, 3.6)):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols)
 
 
 def column_currents(i_spice_amp: np.ndarray, i_ideal_amp: np.ndarray, title: str = "") -> Figure:
     """Parity of SPICE column currents against the ideal V·G, and their relative deviation per column."""
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(9, 3.6))
+    fig, (ax1, ax2) = _figure(1, 2, figsize=(9, 3.6))
     x, y = i_ideal_amp.ravel() * 1e6, i_spice_amp.ravel() * 1e6
     ax1.plot(x, y, ".", ms=4)
     lim = [min(x.min(), y.min()), max(x.max(), y.max())]
@@ -35,7 +40,7 @@ def column_currents(i_spice_amp: np.ndarray, i_ideal_amp: np.ndarray, title: str
 
 def ir_drop_error(r_wire_ohm: Sequence[float], error_by_size: Mapping[str, Sequence[float]]) -> Figure:
     """NRMSE of SPICE vs ideal V·G (% of full scale) against wire resistance, one line per array size."""
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = _figure(figsize=(5, 3.6))
     for label, err in error_by_size.items():
         ax.plot(r_wire_ohm, np.asarray(err) * 100, "o-", label=label)
     ax.set_xlabel("wire resistance per segment (Ω)")
@@ -48,7 +53,7 @@ def ir_drop_error(r_wire_ohm: Sequence[float], error_by_size: Mapping[str, Seque
 
 def waveforms(wf: Waveforms, names: Sequence[str], title: str = "") -> Figure:
     """Selected signals against time (µs), each labelled with its unit."""
-    fig, ax = plt.subplots(figsize=(6, 3.6))
+    fig, ax = _figure(figsize=(6, 3.6))
     for name in names:
         ax.plot(wf.time_s * 1e6, wf[name], label=f"{name} ({wf.units.get(name, '')})")
     ax.set_xlabel("time (µs)")
@@ -61,7 +66,7 @@ def waveforms(wf: Waveforms, names: Sequence[str], title: str = "") -> Figure:
 
 def parity(spice: np.ndarray, surrogate: np.ndarray, key: str) -> Figure:
     """Surrogate against SPICE for one output over all validation reads."""
-    fig, ax = plt.subplots(figsize=(4.2, 4))
+    fig, ax = _figure(figsize=(4.2, 4))
     ax.plot(spice, surrogate, ".", ms=3, alpha=0.6)
     lim = [float(min(spice.min(), surrogate.min())), float(max(spice.max(), surrogate.max()))]
     ax.plot(lim, lim, "k--", lw=0.8)
@@ -81,7 +86,7 @@ def error_heatmap(table: Sequence[Mapping], x: str, y: str, metric: str) -> Figu
         for j, xv in enumerate(xs):
             vals = [row[metric] for row in table if row[x] == xv and row[y] == yv]
             grid[i, j] = 100 * np.mean(vals) if vals else np.nan
-    fig, ax = plt.subplots(figsize=(5, 3.8))
+    fig, ax = _figure(figsize=(5, 3.8))
     im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
     ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
     ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
@@ -97,7 +102,7 @@ def error_heatmap(table: Sequence[Mapping], x: str, y: str, metric: str) -> Figu
 
 def error_vs_size(table: Sequence[Mapping], metric: str, group_by: Sequence[str] = ()) -> Figure:
     """`metric` (in %) against array size (cells), one line per combination of `group_by` fields."""
-    fig, ax = plt.subplots(figsize=(5, 3.6))
+    fig, ax = _figure(figsize=(5, 3.6))
     groups: dict[tuple, list] = {}
     for row in table:
         groups.setdefault(tuple(row[g] for g in group_by), []).append(row)
@@ -126,4 +131,3 @@ def _unit_of(name: str) -> str:
 def save(fig: Figure, path) -> None:
     """Write `fig` as PNG and release it."""
     fig.savefig(path, dpi=120)
-    plt.close(fig)
