@@ -20,6 +20,7 @@ from torch import nn
 
 from ..blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient, quantize
 from ..nonideal import Nonidealities, realize
+from . import schur
 from .irdrop import RTOL, Network, solve_nodes
 from .registry import register_surrogate
 
@@ -138,8 +139,17 @@ class CrossbarModel(nn.Module):
                        v0=self.log_iv_v0_volt.exp() if self.spec.cell == "sinh" else None)
 
     def column_currents(self, net: Network) -> torch.Tensor:
+        """Currents (b, C) into the TIAs: closed form without wire R, hierarchical Schur port
+        reduction for linear cells, Newton + line-preconditioned CG for sinh cells."""
         if self.ideal_wires:
             return self._ideal_wire_currents(net)
+        if net.v0 is None:
+            r_w = self.log_r_wire_ohm.exp()
+            r_tia = 1.0 / net.g_bot - r_w
+            s = schur.port_matrix(net.g, 1.0 / r_w)
+            g_src = None if float(self.r_driver_ohm) == 0 else 1.0 / self.r_driver_ohm
+            g_tia = None if self.ideal_opamp else 1.0 / r_tia
+            return schur.column_currents(s, net.v_drv, net.v_bot, g_src, g_tia)
         _, b = solve_nodes(net, self.rtol)
         return net.g_bot * (b[:, -1, :] - net.v_bot)
 
