@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Iterable, Mapping
 
 import numpy as np
-from tqdm.auto import tqdm
+from tqdm import tqdm
 
 from . import store as _store
 from .blocks.registry import block_for
