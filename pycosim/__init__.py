@@ -3,6 +3,7 @@
 __version__ = "0.1.0"
 
 from .blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient  # noqa: E402
+from .blocks.integrator import IntegratorRun, IntegratorSpec  # noqa: E402
 from .blocks.opamp import OpAmpSpec  # noqa: E402
 from .errors import (  # noqa: E402
     ConvergenceError,
@@ -31,5 +32,5 @@ from .surrogates import surrogate  # noqa: E402
 from .calibrate import Calibration, calibrate, load_model  # noqa: E402
 from .validate import ValidationReport, validate  # noqa: E402
 
-__all__ += ["Calibration", "Case", "SweepResult", "ValidationReport", "calibrate", "case_ids", "done_ids",
+__all__ += ["IntegratorRun", "IntegratorSpec", "Calibration", "Case", "SweepResult", "ValidationReport", "calibrate", "case_ids", "done_ids",
             "load_case", "load_model", "load_result", "surrogate", "sweep", "validate"]

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from .blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient
+from .blocks.integrator import IntegratorRun, IntegratorSpec, example_run
 from .blocks.opamp import OpAmpSpec
 from .simulate import prepare
 from .spice import Deck
@@ -48,9 +49,25 @@ def _crossbar_tran() -> Deck:
     return prepare(spec, example_step(8, 8)).decks[0]
 
 
+def _integrator_relu() -> Deck:
+    spec = IntegratorSpec()
+    return prepare(spec, example_run(spec)).decks[0]
+
+
+def _integrator_oscillator() -> Deck:
+    """Linear loop, W_in = I, W_out = [[0, 1], [-1, 0]]: a harmonic oscillator of period 2*pi*tau (10 us)."""
+    amp = OpAmpSpec(a0=1e5, gbw_hz=10e6, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
+    spec = IntegratorSpec(n_states=2, n_hidden=2, activation="linear", opamp=amp)
+    run = IntegratorRun(w_in=np.eye(2), b_in=np.zeros(2), w_out=np.array([[0.0, 1.0], [-1.0, 0.0]]),
+                        b_out=np.zeros(2), x0_volt=np.array([0.5, 0.0]), t_stop_s=4 * 2 * np.pi * spec.tau_s)
+    return prepare(spec, run).decks[0]
+
+
 BENCHES: dict[str, Callable[[], Deck]] = {
     "crossbar_8x8.cir": _crossbar_dc,
     "crossbar_8x8_tran.cir": _crossbar_tran,
+    "integrator_2x8_relu.cir": _integrator_relu,
+    "integrator_oscillator.cir": _integrator_oscillator,
 }
 
 

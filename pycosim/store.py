@@ -78,19 +78,27 @@ def stimulus_fields(stimulus: Any) -> tuple[dict[str, np.ndarray], dict[str, Any
     scalars: dict[str, Any] = {}
     for fld in dataclasses.fields(stimulus):
         value = getattr(stimulus, fld.name)
-        if isinstance(value, np.ndarray):
+        if value is None:  # an optional input left out: the dataclass default rebuilds it
+            continue
+        if isinstance(value, np.ndarray) or (isinstance(value, tuple) and all(
+                isinstance(v, np.ndarray) for v in value)):
             arrays[fld.name] = value
         elif isinstance(value, _SCALARS):
             scalars[fld.name] = value
         else:
             raise StoreError(f"{type(stimulus).__name__}.{fld.name} is a {type(value).__name__}; the store holds "
-                             "only numpy arrays and bool/int/float/str stimulus fields")
+                             "only numpy arrays, tuples of arrays, None and bool/int/float/str stimulus fields")
     return arrays, scalars
 
 
-def _write_arrays(group: h5py.Group, arrays: dict[str, np.ndarray]) -> None:
+def _write_arrays(group: h5py.Group, arrays: dict[str, np.ndarray | tuple[np.ndarray, ...]]) -> None:
     for name, arr in arrays.items():
-        group.create_dataset(name, data=np.asarray(arr))
+        if isinstance(arr, tuple):  # a tuple of arrays: a group with datasets "0", "1", ...
+            sub = group.create_group(name, track_order=True)
+            for k, item in enumerate(arr):
+                sub.create_dataset(str(k), data=np.asarray(item))
+        else:
+            group.create_dataset(name, data=np.asarray(arr))
 
 
 def write_result(path: PathLike, case_id: str, case: Case, result: SimResult) -> None:
@@ -317,7 +325,10 @@ def load_case(path: PathLike, case_id: str) -> Case:
         cls = types[type_name]
         kwargs = {}
         for fld in dataclasses.fields(cls):
-            if fld.name in inputs:
+            if fld.name in inputs and isinstance(inputs[fld.name], h5py.Group):
+                sub = inputs[fld.name]
+                kwargs[fld.name] = tuple(_read(sub[str(k)]) for k in range(len(sub)))
+            elif fld.name in inputs:
                 kwargs[fld.name] = _read(inputs[fld.name])
             elif fld.name in inputs.attrs:
                 kwargs[fld.name] = _plain(inputs.attrs[fld.name])

@@ -59,9 +59,11 @@ class Case:
             h.update(part.encode() + b"\0")
         for fld in dataclasses.fields(self.stimulus):  # observables may use inputs beyond the deck text
             value = getattr(self.stimulus, fld.name)
-            if isinstance(value, np.ndarray):
-                arr = np.ascontiguousarray(value)
-                h.update(f"{fld.name} {arr.dtype.str} {arr.shape}".encode() + b"\0" + arr.tobytes() + b"\0")
+            parts = [value] if isinstance(value, np.ndarray) else list(value) if isinstance(value, tuple) else None
+            if parts is not None and all(isinstance(p, np.ndarray) for p in parts):
+                for k, part in enumerate(parts):  # every byte of every array, never a (truncated) repr
+                    arr = np.ascontiguousarray(part)
+                    h.update(f"{fld.name}[{k}] {arr.dtype.str} {arr.shape}".encode() + b"\0" + arr.tobytes() + b"\0")
             else:
                 h.update(f"{fld.name} {value!r}".encode() + b"\0")
         return h.hexdigest()[:16]

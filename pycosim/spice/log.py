@@ -34,6 +34,7 @@ _CONVERGENCE = re.compile(
 )
 _FAILED = re.compile(r"simulation\(s\) aborted|^error|\berror:|dc solution failed|run simulation\(s\) aborted",
                      re.IGNORECASE | re.MULTILINE)
+_TOO_SMALL = re.compile(r"timestep too small", re.IGNORECASE)
 _TIME = re.compile(r"(?:time|at)\s*=\s*([0-9.eE+-]+)")
 
 
@@ -51,7 +52,9 @@ def relevant_lines(log: str) -> str:
 def failure_from_log(log: str, *, netlist_path: str | None = None, what: str = "ngspice run") -> SpiceError | None:
     """The typed error a log shows, or None when it shows no failure."""
     text = relevant_lines(log)
-    if not _FAILED.search(text) and not _CONVERGENCE.search(text) and not _NETLIST.search(text):
+    # ngspice prints recovered trouble too ("Dynamic gmin stepping failed" then "True gmin
+    # stepping completed"): only an error line, an aborted analysis or a too-small timestep fails a run
+    if not _FAILED.search(text) and not _TOO_SMALL.search(text):
         return None
     return classify(text, netlist_path=netlist_path, what=what)
 

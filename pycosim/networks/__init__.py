@@ -1,0 +1,38 @@
+"""Networks that run on any vector field with the integrator contract: neural ODEs, a memristor twin, diffusion.
+
+Contract (DESIGN.md §3): τ·dx/dt = W_out·φ(W_in·x + b_in + W_u·u(t)) + b_out, x in volts.
+"""
+
+from .diffusion import (
+    ScoreMLP,
+    ScoreTraining,
+    VPSchedule,
+    kl_divergence_2d,
+    probability_flow_drift,
+    reverse_sde_drift,
+    ring_data,
+    sample_probability_flow,
+    sample_reverse_sde,
+    train_score_model,
+)
+from .hp_memristor import DigitalTwin, HPMemristorData, hp_memristor_data, hp_memristor_deck, train_digital_twin
+from .neural_ode import (
+    LORENZ96_VOLT_PER_UNIT,
+    ContractODE,
+    Lorenz96Data,
+    SampledInputs,
+    TrainHistory,
+    extrapolation_error,
+    lorenz96_data,
+    nrmse,
+    simulate_ode,
+    train_neural_ode,
+)
+
+__all__ = [
+    "LORENZ96_VOLT_PER_UNIT", "ContractODE", "DigitalTwin", "HPMemristorData", "Lorenz96Data", "SampledInputs",
+    "ScoreMLP", "ScoreTraining", "TrainHistory", "VPSchedule", "extrapolation_error", "hp_memristor_data",
+    "hp_memristor_deck", "kl_divergence_2d", "lorenz96_data", "nrmse", "probability_flow_drift",
+    "reverse_sde_drift", "ring_data", "sample_probability_flow", "sample_reverse_sde", "simulate_ode",
+    "train_digital_twin", "train_neural_ode", "train_score_model",
+]

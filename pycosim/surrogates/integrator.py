@@ -1,0 +1,225 @@
+"""Integrator surrogate: the loop's neural ODE in torch (torchdiffeq), with the circuit's physics.
+
+τ·dx/dt = W_out·φ(W_in·x + b_in) + b_out (+ u), solved by `torchdiffeq.odeint`, with what the
+circuit adds (DESIGN §6), each from the realized devices and the op-amp spec:
+- finite A0: every inverting stage's gain 1/(1 + NG/A0) (NG its noise gain), and each
+  integrator's leak S·x/A0 with S its summing-node conductance in units of g_unit;
+- GBW: each stage lags by NG/(2π·GBW) (NG its noise gain); the lags of a hidden unit's TIA
+  and activation stage, and of the integrator, add up to a delay T_j, applied to first order
+  (the unit sees x − T_j·ẋ), which keeps the ODE non-stiff; scaled by a fitted `lag_scale`;
+- offsets: each op-amp's input offset times its noise gain, where it enters;
+- rails: the integrators stop at the rails (no wind-up), smoothly over 10 mV;
+- activation: "linear"; "relu" (precision rectifier: a softplus of fitted width and threshold);
+  "tanh" (the diode clamp solved exactly: z = v + (2·I_s/g_unit)·sinh(v/(2·n·V_t)), with
+  fitted I_s and n·V_t).
+Parameters a person can read: τ, A0, GBW-lag scale, the activation's I_s, n·V_t, width, threshold.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import replace
+from typing import Any, Mapping
+
+import numpy as np
+import torch
+from torch import nn
+from torchdiffeq import odeint
+
+from ..blocks.integrator import IntegratorRun, IntegratorSpec, realized_loop
+from ..nonideal import Nonidealities
+from .registry import register_surrogate
+
+_A0_IDEAL = 1e9
+_GBW_IDEAL_HZ = 1e13
+_RAIL_K_VOLT = 0.01
+_VT_300K = 0.025852  # thermal voltage at ngspice's default 27 °C
+_IS_DACT = 1e-14     # circuits/integrator.lib `dact`
+
+
+def _t(x, device=None) -> torch.Tensor:
+    return torch.tensor(np.asarray(x, dtype=np.float64), dtype=torch.float64, device=device)
+
+
+@register_surrogate(IntegratorSpec)
+class IntegratorModel(nn.Module):
+    """Neural-ODE surrogate of the analog integrator loop; `outputs(run)` answers like `pc.simulate`."""
+
+    fit_outputs = ("x_volt",)
+    validate_outputs = ("x_volt",)
+    _PARAM_FIELDS = {"log_tau_s": "tau_s", "log_a0": "opamp.a0", "log_lag_scale": "lag_scale",
+                     "log_is_amp": "diode_is_amp", "log_n_vt_volt": "diode_n_vt_volt",
+                     "log_relu_width_volt": "relu_width_volt", "relu_threshold_mv": "relu_threshold_volt"}
+
+    def __init__(self, spec: IntegratorSpec, *, device: str | torch.device | None = None,
+                 dtype: torch.dtype = torch.float64, rtol: float = 1e-7, atol: float = 1e-9):
+        super().__init__()
+        self.spec = spec
+        self.circuit_spec = spec
+        self.dtype, self.rtol, self.atol = dtype, rtol, atol
+        f64 = dict(dtype=torch.float64, device=device)
+        amp = spec.opamp
+        act = spec.activation
+        self.log_tau_s = nn.Parameter(torch.tensor(math.log(spec.tau_s), **f64))
+        self.log_a0 = nn.Parameter(torch.tensor(math.log(min(amp.a0, _A0_IDEAL)), **f64),
+                                   requires_grad=math.isfinite(amp.a0))
+        self.gbw_hz = min(amp.gbw_hz, _GBW_IDEAL_HZ)
+        self.log_lag_scale = nn.Parameter(torch.zeros((), **f64), requires_grad=math.isfinite(amp.gbw_hz))
+        self.log_is_amp = nn.Parameter(torch.tensor(math.log(_IS_DACT), **f64), requires_grad=act == "tanh")
+        self.log_n_vt_volt = nn.Parameter(torch.tensor(math.log(_VT_300K), **f64), requires_grad=act == "tanh")
+        self.log_relu_width_volt = nn.Parameter(torch.tensor(math.log(1e-3), **f64), requires_grad=act == "relu")
+        self.relu_threshold_mv = nn.Parameter(torch.zeros((), **f64), requires_grad=act == "relu")
+
+    # ---- physical parameters ----------------------------------------------------------------
+    def physical_parameters(self) -> dict[str, float]:
+        return {"tau_s": float(self.log_tau_s.detach().exp()),
+                "opamp.a0": float(self.log_a0.detach().exp()) if math.isfinite(self.spec.opamp.a0) else math.inf,
+                "lag_scale": float(self.log_lag_scale.detach().exp()),
+                "diode_is_amp": float(self.log_is_amp.detach().exp()),
+                "diode_n_vt_volt": float(self.log_n_vt_volt.detach().exp()),
+                "relu_width_volt": float(self.log_relu_width_volt.detach().exp()),
+                "relu_threshold_volt": float(self.relu_threshold_mv.detach()) * 1e-3}
+
+    def nominal_parameters(self) -> dict[str, float]:
+        return type(self)(self.spec).physical_parameters()
+
+    def fitted_names(self) -> list[str]:
+        return [self._PARAM_FIELDS[n] for n, p in self.named_parameters() if p.requires_grad]
+
+    def set_physical_parameters(self, values: Mapping[str, float]) -> None:
+        by_field = {f: n for n, f in self._PARAM_FIELDS.items()}
+        params = dict(self.named_parameters())
+        with torch.no_grad():
+            for field, value in values.items():
+                if field not in by_field:
+                    raise KeyError(f"IntegratorModel has no physical parameter {field!r}; known: {', '.join(by_field)}")
+                name = by_field[field]
+                params[name].copy_(torch.tensor(value * 1e3 if name == "relu_threshold_mv" else math.log(value),
+                                                dtype=torch.float64))
+
+    def for_spec(self, spec: IntegratorSpec) -> "IntegratorModel":
+        """A model for `spec`, keeping fitted values where `spec` matches the calibrated circuit."""
+        new = type(self)(spec, dtype=self.dtype, rtol=self.rtol, atol=self.atol)
+        same = {"tau_s": spec.tau_s == self.circuit_spec.tau_s, "opamp.a0": spec.opamp.a0 == self.circuit_spec.opamp.a0,
+                "lag_scale": spec.opamp.gbw_hz == self.circuit_spec.opamp.gbw_hz,
+                "diode_is_amp": True, "diode_n_vt_volt": True, "relu_width_volt": True, "relu_threshold_volt": True}
+        mine = dict(self.named_parameters())
+        with torch.no_grad():
+            for name, p in new.named_parameters():
+                if same[self._PARAM_FIELDS[name]] and p.requires_grad and mine[name].requires_grad:
+                    p.copy_(mine[name])
+        return new
+
+    # ---- the physics --------------------------------------------------------------------------
+    def activation(self, z: torch.Tensor) -> torch.Tensor:
+        """φ of the activation stage (its input-side sign already folded in), V → V."""
+        kind = self.spec.activation
+        if kind == "linear":
+            return z
+        if kind == "relu":
+            k = self.log_relu_width_volt.exp()
+            u = z - self.relu_threshold_mv * 1e-3
+            return torch.clamp(u, min=0) + k * torch.log1p(torch.exp(-torch.abs(u) / k))
+        # diode clamp: solve z = v + c·sinh(v / (2 nVt)) for v (odd, monotone); Newton, then one
+        # differentiable step so gradients flow (implicit-function style)
+        c = 2.0 * self.log_is_amp.exp() / self.spec.g_unit_siemens
+        two_nvt = 2.0 * self.log_n_vt_volt.exp()
+        with torch.no_grad():
+            v = torch.clamp(z, -1.0, 1.0) * 0.9
+            cd, td = c.detach(), two_nvt.detach()
+            for _ in range(60):
+                u = torch.clamp(v / td, -200, 200)
+                f = v + cd * torch.sinh(u) - z
+                v = v - f / (1.0 + cd / td * torch.cosh(u))
+        u = v / two_nvt
+        f = v + c * torch.sinh(u) - z
+        return v - f / (1.0 + c / two_nvt * torch.cosh(u.detach()))
+
+    def _loop(self, loop: Mapping[str, torch.Tensor]):
+        """Effective weights, leaks, offsets and lags of one realized circuit."""
+        a0 = self.log_a0.exp()
+        inv = 1.0 / (1.0 + 2.0 / a0)  # unity inverting stage gain (noise gain 2)
+        g_tia = 1.0 / (1.0 + (1.0 + loop["s1"]) / a0)
+        w_in = (loop["w_in_pos"] - loop["w_in_neg"] * inv) * g_tia[:, None]
+        xinv_off = loop["w_in_neg"] @ (2.0 * loop["offset_xinv"])  # −x + 2·vos from each inverter
+        b_in = (loop["b_in"] + xinv_off) * g_tia - (1.0 + loop["s1"]) * loop["offset_tia"]
+        w_out = loop["w_out_pos"] * inv - loop["w_out_neg"]
+        b_out = loop["b_out"] - loop["w_out_pos"] @ (2.0 * loop["offset_hinv"]) + loop["s2"] * loop["offset_int"]
+        act_gain = inv if self.spec.activation != "relu" else 1.0 / (1.0 + 2.0 / a0)
+        act_off = 2.0 * loop["offset_act"]
+        lag = self.log_lag_scale.exp() / (2 * math.pi * self.gbw_hz)
+        tau_eff = self.log_tau_s.exp() * (1.0 + 1.0 / a0)
+        # delay of hidden unit j: its TIA (NG 1 + s1), activation stage (2), the integrator (~1)
+        delay = lag * ((1.0 + loop["s1"]) + 2.0 + 1.0)
+        return dict(w_in=w_in, b_in=b_in, w_out=w_out, b_out=b_out, leak=loop["s2"] / a0, tau=tau_eff,
+                    act_gain=act_gain, act_off=act_off, delay=delay)
+
+    def _hidden(self, p, x: torch.Tensor, dx: torch.Tensor | None) -> torch.Tensor:
+        """Hidden activations; with dx, each unit sees the state delayed by its lag (first order)."""
+        z = x @ p["w_in"].T + p["b_in"]
+        if dx is not None:
+            z = z - p["delay"] * (dx @ p["w_in"].T)
+        return self.activation(z) * p["act_gain"] + p["act_off"]
+
+    def _rhs(self, p, u_fn):
+        amp = self.spec.opamp
+        rails = math.isfinite(amp.v_rail_pos_volt) or math.isfinite(amp.v_rail_neg_volt)
+        vpos, vneg = min(amp.v_rail_pos_volt, 1e3), max(amp.v_rail_neg_volt, -1e3)
+        lagged = math.isfinite(amp.gbw_hz)
+
+        def slope(t, x, hh):
+            drive = hh @ p["w_out"].T + p["b_out"] - p["leak"] * x
+            if u_fn is not None:
+                drive = drive + u_fn(t)
+            dx = drive / p["tau"]
+            if rails:
+                up = torch.sigmoid((vpos - x) / _RAIL_K_VOLT)
+                down = torch.sigmoid((x - vneg) / _RAIL_K_VOLT)
+                dx = dx * torch.where(dx > 0, up, down)
+            return dx
+
+        def f(t, x):
+            dx = slope(t, x, self._hidden(p, x, None))
+            if lagged:
+                dx = slope(t, x, self._hidden(p, x, dx))
+            return dx
+
+        return f
+
+    def trajectory(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0,
+                   x0_volt: np.ndarray | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """t_s (n_points,), x_volt (n_points, n) — or (n_points, b, n) for a batch x0_volt (b, n)."""
+        h_run, n_run = run.w_in.shape  # the physics is per unit: any network size runs on one model
+        spec = self.spec if (n_run, h_run) == (self.spec.n_states, self.spec.n_hidden) else replace(
+            self.spec, n_states=n_run, n_hidden=h_run)
+        loop = {k: _t(v, self.log_tau_s.device) for k, v in realized_loop(spec, run, nonideal, seed).items()}
+        p = self._loop(loop)
+        x0 = _t(run.x0_volt if x0_volt is None else x0_volt, self.log_tau_s.device)
+        t = torch.linspace(0.0, run.t_stop_s, run.n_points, dtype=torch.float64, device=x0.device)
+        u_fn = None
+        if run.u_pwl is not None:
+            tu, uu = _t(run.u_pwl[0], x0.device), _t(run.u_pwl[1], x0.device)
+
+            def u_fn(tt):
+                k = torch.clamp(torch.searchsorted(tu, tt.reshape(1)), 1, len(tu) - 1)[0]
+                w = torch.clamp((tt - tu[k - 1]) / (tu[k] - tu[k - 1]), 0.0, 1.0)
+                return uu[k - 1] + w * (uu[k] - uu[k - 1])
+        scale = float(p["tau"].detach())
+        ts = t / scale  # integrate in units of tau: well-scaled tolerances
+
+        rhs = self._rhs(p, u_fn)
+
+        def f_scaled(s, x):
+            return rhs(s * scale, x) * scale
+
+        x = odeint(f_scaled, x0, ts, rtol=self.rtol, atol=self.atol, method="dopri5")
+        hid = self._hidden(p, x, None)
+        return {"t_s": t.to(self.dtype), "x_volt": x.to(self.dtype), "h_volt": hid.to(self.dtype),
+                "tau_s": self.log_tau_s.exp().reshape(1).to(self.dtype)}
+
+    def outputs(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0):
+        """Same keys as `pc.simulate(spec, run).outputs` for the trajectory (no energy), as tensors."""
+        return self.trajectory(run, nonideal, seed)
+
+    def predict(self, case: Any) -> dict[str, torch.Tensor]:
+        return self.outputs(case.stimulus, case.nonideal, case.seed)
