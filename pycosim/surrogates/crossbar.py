@@ -29,6 +29,13 @@ _A0_IDEAL = 1e9             # the circuit world's stand-in for an ideal op-amp's
 _R_OUT_IDEAL_OHM = 1e-3
 
 
+def _f64(x, device=None) -> torch.Tensor:
+    """float64 tensor of x; numpy arrays are copied (pycosim's arrays are read-only)."""
+    if torch.is_tensor(x):
+        return x.to(dtype=torch.float64, device=device)
+    return torch.tensor(np.asarray(x, dtype=np.float64), dtype=torch.float64, device=device)
+
+
 def _softplus(u: torch.Tensor, k: float) -> torch.Tensor:
     return torch.clamp(u, min=0) + k * torch.log1p(torch.exp(-torch.abs(u) / k))
 
@@ -176,8 +183,8 @@ class CrossbarModel(nn.Module):
     def forward(self, g_siemens: torch.Tensor, v_in_volt: torch.Tensor,
                 extra_offset_volt: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Column currents and TIA outputs of reads v (b, R) on conductances g (b|1, R, C); SI."""
-        g = torch.as_tensor(g_siemens, dtype=torch.float64, device=self.log_r_f_ohm.device)
-        v = torch.as_tensor(v_in_volt, dtype=torch.float64, device=g.device)
+        g = _f64(g_siemens, self.log_r_f_ohm.device)
+        v = _f64(v_in_volt, g.device)
         if g.ndim == 2:
             g = g[None]
         v = _quantize_ste(v, self.spec.dac_bits, self.spec.v_in_max_volt)
@@ -202,8 +209,8 @@ class CrossbarModel(nn.Module):
 
     def node_voltages(self, g_siemens, v_in_volt) -> tuple[torch.Tensor, torch.Tensor]:
         """Word- and bit-line node voltages (b, R, C) for IR-drop maps (r_wire > 0)."""
-        g = torch.as_tensor(g_siemens, dtype=torch.float64)
-        net = self.network(g[None] if g.ndim == 2 else g, torch.as_tensor(v_in_volt, dtype=torch.float64))
+        g = _f64(g_siemens, self.log_r_f_ohm.device)
+        net = self.network(g[None] if g.ndim == 2 else g, _f64(v_in_volt, g.device))
         return solve_nodes(net, self.rtol)
 
     # ---- the same face as the circuit world ---------------------------------------------
