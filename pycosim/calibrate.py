@@ -192,6 +192,8 @@ def calibrate(spec: Any, runs: Any, *, holdout: float = 0.25, seed: int = 0,
             return loss
 
         loss_value = float(opt.step(closure).detach())
+        bar.total = bar.n  # L-BFGS stops when converged, usually well before max_iter
+        bar.refresh()
         bar.close()
     fitted = model.physical_parameters()
     report = FitReport(
