@@ -76,10 +76,11 @@ def test_demo_writes_report_store_and_figures(tmp_path):
     text = report.read_text()
     for part in ("IR drop", "| 32×32 | 2.5 |", "ir_drop_error.png", "Settling to 1 %", "energy per read",
                  "Calibrated `CrossbarModel` on 24 SPICE cases", "| iv_v0_volt | 0.25 | 0.25 |",
-                 "Validation on held-out cases", "| 2.5 | 2e+07 | 0.1 | 10 | 16x16 | 4 |"):
+                 "Validation on held-out cases", "| 2.5 | 2e+07 | 0.1 | 10 | 16x16 | 4 |",
+                 "Analog integrator loop", "harmonic oscillator (linear), 3 periods"):
         assert part in text
     for fig in ("ir_drop_error.png", "parity_16x16.png", "transient_16x16.png", "validation_parity.png",
-                "validation_heatmap.png", "error_vs_size.png"):
+                "validation_heatmap.png", "error_vs_size.png", "integrator_oscillator.png"):
         assert (tmp_path / "demo" / fig).stat().st_size > 5000
     with h5py.File(tmp_path / "demo" / "runs.h5", "r") as f:
         assert len(f["runs"]) == 17 + 32
