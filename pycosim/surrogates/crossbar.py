@@ -22,6 +22,7 @@ from ..blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient, qua
 from ..nonideal import Nonidealities, realize
 from . import schur
 from .irdrop import RTOL, Network, solve_nodes
+from .physical import PhysicalModel
 from .registry import register_surrogate
 
 _RAIL_SOFTNESS_VOLT = 0.01  # k of the softplus rail clamp in circuits/opamp.lib
@@ -49,7 +50,7 @@ def _quantize_ste(x: torch.Tensor, bits: int, full_scale: float) -> torch.Tensor
 
 
 @register_surrogate(CrossbarSpec)
-class CrossbarModel(nn.Module):
+class CrossbarModel(PhysicalModel):
     """Batched, differentiable crossbar read; `outputs` answers like `pc.simulate` (tensors)."""
 
     fit_outputs = ("i_out_amp", "v_out_volt")
@@ -99,22 +100,7 @@ class CrossbarModel(nn.Module):
 
     _PARAM_FIELDS = {"log_r_wire_ohm": "r_wire_ohm", "log_r_f_ohm": "r_f_ohm", "offset_mv": "opamp.offset_volt",
                      "log_a0": "opamp.a0", "log_r_access_ohm": "r_access_ohm", "log_iv_v0_volt": "iv_v0_volt"}
-
-    def fitted_names(self) -> list[str]:
-        """Physical parameters that calibration adjusts for this spec."""
-        return [self._PARAM_FIELDS[n] for n, p in self.named_parameters() if p.requires_grad and n in self._PARAM_FIELDS]
-
-    def set_physical_parameters(self, values: Mapping[str, float]) -> None:
-        """Set parameters by physical name and SI value (e.g. {"r_wire_ohm": 1.0})."""
-        by_field = {f: n for n, f in self._PARAM_FIELDS.items()}
-        params = dict(self.named_parameters())
-        with torch.no_grad():
-            for field, value in values.items():
-                if field not in by_field:
-                    raise KeyError(f"{type(self).__name__} has no physical parameter {field!r}; "
-                                   f"known: {', '.join(by_field)}")
-                name = by_field[field]
-                params[name].copy_(torch.tensor(value * 1e3 if name == "offset_mv" else math.log(value), dtype=torch.float64))
+    _SCALED = {"offset_mv": 1e3}
 
     # ---- the physics ---------------------------------------------------------------------
     def _tia(self) -> tuple[torch.Tensor, torch.Tensor]:

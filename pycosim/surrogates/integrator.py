@@ -28,6 +28,7 @@ from torchdiffeq import odeint
 
 from ..blocks.integrator import IntegratorRun, IntegratorSpec, realized_loop
 from ..nonideal import Nonidealities
+from .physical import PhysicalModel
 from .registry import register_surrogate
 
 _A0_IDEAL = 1e9
@@ -42,7 +43,7 @@ def _t(x, device=None) -> torch.Tensor:
 
 
 @register_surrogate(IntegratorSpec)
-class IntegratorModel(nn.Module):
+class IntegratorModel(PhysicalModel):
     """Neural-ODE surrogate of the analog integrator loop; `outputs(run)` answers like `pc.simulate`."""
 
     fit_outputs = ("x_volt",)
@@ -50,6 +51,7 @@ class IntegratorModel(nn.Module):
     _PARAM_FIELDS = {"log_tau_s": "tau_s", "log_a0": "opamp.a0", "log_lag_scale": "lag_scale",
                      "log_is_amp": "diode_is_amp", "log_n_vt_volt": "diode_n_vt_volt",
                      "log_relu_width_volt": "relu_width_volt", "relu_threshold_mv": "relu_threshold_volt"}
+    _SCALED = {"relu_threshold_mv": 1e3}
 
     def __init__(self, spec: IntegratorSpec, *, device: str | torch.device | None = None,
                  dtype: torch.dtype = torch.float64, rtol: float = 1e-7, atol: float = 1e-9):
@@ -82,20 +84,6 @@ class IntegratorModel(nn.Module):
 
     def nominal_parameters(self) -> dict[str, float]:
         return type(self)(self.spec).physical_parameters()
-
-    def fitted_names(self) -> list[str]:
-        return [self._PARAM_FIELDS[n] for n, p in self.named_parameters() if p.requires_grad]
-
-    def set_physical_parameters(self, values: Mapping[str, float]) -> None:
-        by_field = {f: n for n, f in self._PARAM_FIELDS.items()}
-        params = dict(self.named_parameters())
-        with torch.no_grad():
-            for field, value in values.items():
-                if field not in by_field:
-                    raise KeyError(f"IntegratorModel has no physical parameter {field!r}; known: {', '.join(by_field)}")
-                name = by_field[field]
-                params[name].copy_(torch.tensor(value * 1e3 if name == "relu_threshold_mv" else math.log(value),
-                                                dtype=torch.float64))
 
     def for_spec(self, spec: IntegratorSpec) -> "IntegratorModel":
         """A model for `spec`, keeping fitted values where `spec` matches the calibrated circuit."""
