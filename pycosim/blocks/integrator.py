@@ -109,6 +109,8 @@ class IntegratorRun:
     x0_volt (n_states,); t_stop_s: trajectory length after release, s; n_points: uniform output
     grid from 0 to t_stop_s; u_pwl: optional (t_s (m,), u_volt (m, n_states)) input added to
     b_out, piece-wise linear in time from release (held before the first and after the last point).
+    w_u (n_hidden, n_inputs) with u_in_pwl (t_s (m,), u_volt (m, n_inputs)): optional external
+    inputs into layer 1 (drive signals, time embeddings): z = W_in·x + b_in + W_u·u(t).
     """
 
     w_in: np.ndarray
@@ -119,6 +121,8 @@ class IntegratorRun:
     t_stop_s: float
     n_points: int = 501
     u_pwl: tuple[np.ndarray, np.ndarray] | None = None
+    w_u: np.ndarray | None = None
+    u_in_pwl: tuple[np.ndarray, np.ndarray] | None = None
 
     def __post_init__(self) -> None:
         o = "IntegratorRun"
@@ -140,6 +144,23 @@ class IntegratorRun:
             if np.any(np.diff(t) <= 0):
                 raise SpecError(f"{o}.u_pwl time points must increase strictly")
             object.__setattr__(self, "u_pwl", (t, u))
+        if (self.w_u is None) != (self.u_in_pwl is None):
+            raise SpecError(f"{o}.w_u and {o}.u_in_pwl go together: give both or neither")
+        if self.w_u is not None:
+            w_u = check_array(o, "w_u", self.w_u, (h, None), "", -MAX_WEIGHT, MAX_WEIGHT)
+            if not isinstance(self.u_in_pwl, tuple) or len(self.u_in_pwl) != 2:
+                raise SpecError(f"{o}.u_in_pwl must be a tuple (t_s (m,), u_volt (m, n_inputs))")
+            t = check_array(o, "u_in_pwl[0] (t_s)", self.u_in_pwl[0], (None,), "s", 0.0, 1.0)
+            u = check_array(o, "u_in_pwl[1] (u_volt)", self.u_in_pwl[1], (t.shape[0], w_u.shape[1]), "V",
+                            -MAX_WEIGHT, MAX_WEIGHT)
+            if np.any(np.diff(t) <= 0):
+                raise SpecError(f"{o}.u_in_pwl time points must increase strictly")
+            object.__setattr__(self, "w_u", w_u)
+            object.__setattr__(self, "u_in_pwl", (t, u))
+
+    @property
+    def n_inputs(self) -> int:
+        return 0 if self.w_u is None else self.w_u.shape[1]
 
 
 # ---- circuit pieces ----------------------------------------------------------------------
@@ -175,11 +196,15 @@ class _Layout:
 def _cells(spec: IntegratorSpec, run: IntegratorRun) -> tuple[np.ndarray, np.ndarray]:
     """Target conductances of both layers (G⁺/G⁻ rows as in `_Layout`), S."""
     n, h, g = spec.n_states, spec.n_hidden, spec.g_unit_siemens
-    g1 = np.zeros((2 * n + 2, h))
+    m = run.n_inputs
+    g1 = np.zeros((2 * n + 2 + 2 * m, h))
     g1[:n] = np.clip(run.w_in, 0, None).T * g
     g1[n:2 * n] = np.clip(-run.w_in, 0, None).T * g
     g1[2 * n] = np.clip(run.b_in, 0, None) * g
     g1[2 * n + 1] = np.clip(-run.b_in, 0, None) * g
+    if m:  # layer-1 inputs: rows from u_i (w > 0) and from a source of −u_i (w < 0)
+        g1[2 * n + 2:2 * n + 2 + m] = np.clip(run.w_u, 0, None).T * g
+        g1[2 * n + 2 + m:] = np.clip(-run.w_u, 0, None).T * g
     g2 = np.zeros((2 * h + 2, n))
     g2[:h] = np.clip(run.w_out, 0, None).T * g
     g2[h:2 * h] = np.clip(-run.w_out, 0, None).T * g
@@ -237,7 +262,16 @@ def _elements(spec: IntegratorSpec, run: IntegratorRun, lay: _Layout) -> list[st
                _stage(f"act{j}", f"a{j}", f"h{j}", spec.activation, spec, float(off[2 * n + h + j]))]
         if lay.need_hn[j]:
             el.append(_stage(f"hinv{j}", f"h{j}", f"hn{j}", "linear", spec, float(off[2 * n + 2 * h + j])))
-    src1 = [f"x{k}" for k in range(n)] + [f"xn{k}" for k in range(n)] + ["refp", "refn"]
+    m = run.n_inputs
+    src1 = ([f"x{k}" for k in range(n)] + [f"xn{k}" for k in range(n)] + ["refp", "refn"]
+            + [f"uin{i}" for i in range(m)] + [f"uinn{i}" for i in range(m)])
+    if m:
+        t_u, u_in = run.u_in_pwl
+        t_abs = np.concatenate([[0.0], t_rel + t_u])  # held at its first value through the reset
+        for i in range(m):
+            vals = np.concatenate([[u_in[0, i]], u_in[:, i]])
+            el += [d.vsource_pwl(f"uin{i}", f"uin{i}", "0", t_abs, vals),
+                   d.vsource_pwl(f"uinn{i}", f"uinn{i}", "0", t_abs, -vals)]
     for j in range(h):  # layer 1: inputs → TIA summing node t_j
         for row, src in enumerate(src1):
             if lay.g1[row, j] >= G_OPEN_SIEMENS:
@@ -311,7 +345,8 @@ def _check_against_spec(spec: IntegratorSpec, run: IntegratorRun) -> None:
         raise SpecError(f"IntegratorRun.t_stop_s = {run.t_stop_s:g} s is {steps:.3g} max steps of "
                         f"{spec.max_step_tau:g}·tau, allowed <= {MAX_STEPS:g}: shorten t_stop_s or raise max_step_tau")
     # Instant-rail warning: ideal initial slope f(x0)/tau against the distance to the rail.
-    f0 = run.w_out @ phi_ideal(spec.activation, run.w_in @ run.x0_volt + run.b_in) + run.b_out
+    z0 = run.w_in @ run.x0_volt + run.b_in + (run.w_u @ run.u_in_pwl[1][0] if run.n_inputs else 0.0)
+    f0 = run.w_out @ phi_ideal(spec.activation, z0) + run.b_out
     if run.u_pwl is not None:
         f0 = f0 + run.u_pwl[1][0]
     dist = np.where(f0 > 0, hi - run.x0_volt, run.x0_volt - lo)
@@ -457,8 +492,10 @@ def realized_loop(spec: IntegratorSpec, run: IntegratorRun, nonideal: Nonidealit
     lay = _layout(spec, run, Nonidealities() if nonideal is None else nonideal, seed)
     n, h, g = spec.n_states, spec.n_hidden, spec.g_unit_siemens
     off = lay.offsets + spec.opamp.offset_volt
+    m = run.n_inputs
     return {
         "w_in_pos": lay.g1[:n].T / g, "w_in_neg": lay.g1[n:2 * n].T / g,
+        "w_u": (lay.g1[2 * n + 2:2 * n + 2 + m] - lay.g1[2 * n + 2 + m:]).T / g,
         "b_in": (lay.g1[2 * n] - lay.g1[2 * n + 1]) / g * V_REF_VOLT,
         "w_out_pos": lay.g2[:h].T / g, "w_out_neg": lay.g2[h:2 * h].T / g,
         "b_out": (lay.g2[2 * h] - lay.g2[2 * h + 1]) / g * V_REF_VOLT,

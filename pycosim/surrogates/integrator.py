@@ -42,6 +42,20 @@ def _t(x, device=None) -> torch.Tensor:
     return torch.tensor(np.asarray(x, dtype=np.float64), dtype=torch.float64, device=device)
 
 
+def _pwl(pwl, device):
+    """u(t) of a (t_s (m,), u (m, k)) record: linear between points, held outside them."""
+    tu, uu = _t(pwl[0], device), _t(pwl[1], device)
+
+    def u(tt):
+        if len(tu) == 1:
+            return uu[0]
+        k = torch.clamp(torch.searchsorted(tu, tt.reshape(1)), 1, len(tu) - 1)[0]
+        w = torch.clamp((tt - tu[k - 1]) / (tu[k] - tu[k - 1]), 0.0, 1.0)
+        return uu[k - 1] + w * (uu[k] - uu[k - 1])
+
+    return u
+
+
 @register_surrogate(IntegratorSpec)
 class IntegratorModel(PhysicalModel):
     """Neural-ODE surrogate of the analog integrator loop; `outputs(run)` answers like `pc.simulate`."""
@@ -141,17 +155,20 @@ class IntegratorModel(PhysicalModel):
         tau_eff = self.log_tau_s.exp() * (1.0 + 1.0 / a0)
         # delay of hidden unit j: its TIA (NG 1 + s1), activation stage (2), the integrator (~1)
         delay = lag * ((1.0 + loop["s1"]) + 2.0 + 1.0)
-        return dict(w_in=w_in, b_in=b_in, w_out=w_out, b_out=b_out, leak=loop["s2"] / a0, tau=tau_eff,
+        w_u = loop["w_u"] * g_tia[:, None]
+        return dict(w_in=w_in, b_in=b_in, w_u=w_u, w_out=w_out, b_out=b_out, leak=loop["s2"] / a0, tau=tau_eff,
                     act_gain=act_gain, act_off=act_off, delay=delay)
 
-    def _hidden(self, p, x: torch.Tensor, dx: torch.Tensor | None) -> torch.Tensor:
+    def _hidden(self, p, x: torch.Tensor, dx: torch.Tensor | None, u_in: torch.Tensor | None = None) -> torch.Tensor:
         """Hidden activations; with dx, each unit sees the state delayed by its lag (first order)."""
         z = x @ p["w_in"].T + p["b_in"]
+        if u_in is not None:
+            z = z + u_in @ p["w_u"].T
         if dx is not None:
             z = z - p["delay"] * (dx @ p["w_in"].T)
         return self.activation(z) * p["act_gain"] + p["act_off"]
 
-    def _rhs(self, p, u_fn):
+    def _rhs(self, p, u_fn, u_in_fn=None):
         amp = self.spec.opamp
         rails = math.isfinite(amp.v_rail_pos_volt) or math.isfinite(amp.v_rail_neg_volt)
         vpos, vneg = min(amp.v_rail_pos_volt, 1e3), max(amp.v_rail_neg_volt, -1e3)
@@ -169,9 +186,10 @@ class IntegratorModel(PhysicalModel):
             return dx
 
         def f(t, x):
-            dx = slope(t, x, self._hidden(p, x, None))
+            u_in = None if u_in_fn is None else u_in_fn(t)
+            dx = slope(t, x, self._hidden(p, x, None, u_in))
             if lagged:
-                dx = slope(t, x, self._hidden(p, x, dx))
+                dx = slope(t, x, self._hidden(p, x, dx, u_in))
             return dx
 
         return f
@@ -186,24 +204,19 @@ class IntegratorModel(PhysicalModel):
         p = self._loop(loop)
         x0 = _t(run.x0_volt if x0_volt is None else x0_volt, self.log_tau_s.device)
         t = torch.linspace(0.0, run.t_stop_s, run.n_points, dtype=torch.float64, device=x0.device)
-        u_fn = None
-        if run.u_pwl is not None:
-            tu, uu = _t(run.u_pwl[0], x0.device), _t(run.u_pwl[1], x0.device)
-
-            def u_fn(tt):
-                k = torch.clamp(torch.searchsorted(tu, tt.reshape(1)), 1, len(tu) - 1)[0]
-                w = torch.clamp((tt - tu[k - 1]) / (tu[k] - tu[k - 1]), 0.0, 1.0)
-                return uu[k - 1] + w * (uu[k] - uu[k - 1])
+        u_fn = None if run.u_pwl is None else _pwl(run.u_pwl, x0.device)
+        u_in_fn = None if run.u_in_pwl is None else _pwl(run.u_in_pwl, x0.device)
         scale = float(p["tau"].detach())
         ts = t / scale  # integrate in units of tau: well-scaled tolerances
 
-        rhs = self._rhs(p, u_fn)
+        rhs = self._rhs(p, u_fn, u_in_fn)
 
         def f_scaled(s, x):
             return rhs(s * scale, x) * scale
 
         x = odeint(f_scaled, x0, ts, rtol=self.rtol, atol=self.atol, method="dopri5")
-        hid = self._hidden(p, x, None)
+        hid = self._hidden(p, x, None, None if u_in_fn is None else torch.stack([u_in_fn(tt) for tt in t])
+                           .reshape((len(t),) + (1,) * (x.ndim - 2) + (-1,)))
         return {"t_s": t.to(self.dtype), "x_volt": x.to(self.dtype), "h_volt": hid.to(self.dtype),
                 "tau_s": self.log_tau_s.exp().reshape(1).to(self.dtype)}
 
