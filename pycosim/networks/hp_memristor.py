@@ -127,8 +127,11 @@ class DigitalTwin:
 
 def train_digital_twin(data: HPMemristorData | None = None, *, train_fraction: float = 0.6, n_hidden: int = 12,
                        epochs: int = 400, lr: float = 2e-2, segment_len: int = 50, seed: int = 0,
-                       progress: bool = True) -> DigitalTwin:
-    """Train a 1-state, 1-input tanh `ContractODE` on the first `train_fraction` of `data`.
+                       progress: bool = True, activation: str = "tanh") -> DigitalTwin:
+    """Train a 1-state, 1-input `ContractODE` on the first `train_fraction` of `data`.
+
+    activation: "tanh" (torch.tanh, software) or "relu" (what the precision-rectifier stage of
+    the analog integrator computes, so the trained weights map onto the circuit).
 
     Time in drive periods, τ = 1 period; state x_volt = 2·(x − 0.5) V; input: drive voltage.
     The twin then runs open loop over the rest (driven by the recorded drive) from the true
@@ -144,7 +147,7 @@ def train_digital_twin(data: HPMemristorData | None = None, *, train_fraction: f
     if split < segment_len + 1:
         raise SpecError(f"train_digital_twin: the training part ({split} samples) is shorter than a segment "
                         f"({segment_len}); lower segment_len or raise train_fraction")
-    model = ContractODE(n_states=1, n_inputs=1, n_hidden=n_hidden, activation="tanh", tau_s=1.0, seed=seed)
+    model = ContractODE(n_states=1, n_inputs=1, n_hidden=n_hidden, activation=activation, tau_s=1.0, seed=seed)
     hist = train_neural_ode(model, t[:split + 1], x[:split + 1], u[:split + 1], epochs=epochs, lr=lr,
                             segment_len=segment_len, seed=seed, progress=progress)
     train_err, _ = extrapolation_error(model, t[:split + 1], x[:split + 1], 0, u[:split + 1])

@@ -1,0 +1,42 @@
+"""Run a trained contract-form neural ODE on the analog integrator: SPICE and the surrogate.
+
+A `ContractODE` (τ·dx/dt = W_out·φ(W_in·x + b_in + W_u·u) + b_out, time in its own units with
+τ = model.tau_s) maps one to one onto an `IntegratorRun`: the weights become conductance pairs,
+model time scales to circuit time by spec.tau_s / model.tau_s.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from ..blocks.integrator import IntegratorRun, IntegratorSpec
+from ..errors import SpecError
+
+
+def to_integrator_run(model, spec: IntegratorSpec, x0_volt: np.ndarray, t_model: np.ndarray,
+                      u: np.ndarray | None = None, n_points: int | None = None) -> IntegratorRun:
+    """The IntegratorRun that executes `model` from x0 over t_model (its own time units, from 0)
+    with inputs u (len(t_model), n_inputs) sampled on t_model."""
+    if spec.activation != model.activation:
+        raise SpecError(f"the model was trained with activation {model.activation!r} but the circuit's "
+                        f"activation stage is {spec.activation!r}")
+    w = model.weights()
+    scale = spec.tau_s / float(model.tau_s)
+    t = np.asarray(t_model, dtype=np.float64) - float(t_model[0])
+    kw = {}
+    if model.n_inputs:
+        if u is None:
+            raise SpecError("the model has inputs: pass u sampled on t_model")
+        kw = {"w_u": w["w_u"], "u_in_pwl": (t * scale, np.asarray(u, dtype=np.float64).reshape(t.size, -1))}
+    return IntegratorRun(w_in=w["w_in"], b_in=w["b_in"], w_out=w["w_out"], b_out=w["b_out"],
+                         x0_volt=np.asarray(x0_volt, dtype=np.float64), t_stop_s=float(t[-1] * scale),
+                         n_points=int(n_points or t.size), **kw)
+
+
+def surrogate_trajectory(spec: IntegratorSpec, run: IntegratorRun, nonideal=None, seed: int = 0) -> np.ndarray:
+    """x_volt (n_points, n_states) of `run` on the integrator surrogate."""
+    from ..surrogates import surrogate
+
+    with torch.no_grad():
+        return surrogate(spec).outputs(run, nonideal, seed)["x_volt"].numpy()
