@@ -10,7 +10,6 @@ line is one node and the array computes exactly I = V·G.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Sequence
 

@@ -12,7 +12,7 @@ SPICE deck, so both worlds see identical devices.
 from __future__ import annotations
 
 import math
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 import torch
