@@ -26,6 +26,16 @@ G⁺/G⁻ pair is left open; a bias b is a conductance |b|·g_unit from a ±1 V 
   output at x0_k, so C_fb charges to x0_k. The switch opens at t_reset_s (+ half the control
   edge); that instant is t = 0 of the returned trajectory (the reset interval is dropped).
 
+Optional pieces (both off by default):
+
+- a second hidden layer (spec.n_hidden2 > 0; run.w_mid, b_mid, w_u_mid): h_j → crossbar
+  → TIA2_i → act2_i → h2_i = φ(W_mid·h + b_mid + W_u_mid·u)_i, with the same sign scheme
+  as layer 1 (w > 0 from h_j, w < 0 from hn_j); layer 2 then reads h2 (and hn2) instead
+  of h. Nodes tt_i, aa_i, hh_i, hhn_i.
+- a direct state path (run.w_x, n_states × n_states) into the integrators:
+  τ·dx/dt = … + W_x·x (w > 0 from xn_k, w < 0 from x_k), e.g. the ½·x term of a
+  diffusion model's probability-flow ODE.
+
 Only the inverters a deck needs (a negative layer-1 weight of state k, a positive layer-2
 weight of hidden j) are instantiated. Integration is trapezoidal with max step
 max_step_tau·τ (DESIGN §6: ≤ T/1000 for oscillatory loops; the default τ/200 is T/1257 at
@@ -76,6 +86,7 @@ class IntegratorSpec:
 
     n_states: int = 2                 # number of integrators (state voltages x)
     n_hidden: int = 8                 # hidden units between the two crossbar layers
+    n_hidden2: int = 0                # units of an optional second hidden layer (0: none)
     activation: str = "relu"          # "linear" | "relu" | "tanh" (circuits/integrator.lib)
     c_fb_farad: float = 1e-9          # integrator feedback capacitor, F
     g_unit_siemens: float = 100e-6    # conductance of weight 1.0 (also 1/R of TIAs, inverters, activations), S
@@ -87,6 +98,7 @@ class IntegratorSpec:
         o = "IntegratorSpec"
         check_range(o, "n_states", self.n_states, 1, 64, integer=True)
         check_range(o, "n_hidden", self.n_hidden, 1, 256, integer=True)
+        check_range(o, "n_hidden2", self.n_hidden2, 0, 256, integer=True)
         check_choice(o, "activation", self.activation, ACTIVATIONS)
         check_range(o, "c_fb_farad", self.c_fb_farad, 1e-15, 1e-3, "F")
         check_range(o, "g_unit_siemens", self.g_unit_siemens, 1e-9, 1e-2, "S")
@@ -105,12 +117,15 @@ class IntegratorSpec:
 class IntegratorRun:
     """One trajectory: weights (dimensionless), biases (V), initial state (V), duration and output grid.
 
-    w_in (n_hidden, n_states), b_in (n_hidden,), w_out (n_states, n_hidden), b_out (n_states,),
+    w_in (n_hidden, n_states), b_in (n_hidden,), w_out (n_states, n_last), b_out (n_states,),
     x0_volt (n_states,); t_stop_s: trajectory length after release, s; n_points: uniform output
     grid from 0 to t_stop_s; u_pwl: optional (t_s (m,), u_volt (m, n_states)) input added to
     b_out, piece-wise linear in time from release (held before the first and after the last point).
     w_u (n_hidden, n_inputs) with u_in_pwl (t_s (m,), u_volt (m, n_inputs)): optional external
     inputs into layer 1 (drive signals, time embeddings): z = W_in·x + b_in + W_u·u(t).
+    w_mid (n_hidden2, n_hidden), b_mid (n_hidden2,), optional w_u_mid (n_hidden2, n_inputs): the
+    optional second hidden layer h2 = φ(W_mid·h + b_mid + W_u_mid·u); then n_last = n_hidden2,
+    else n_last = n_hidden. w_x (n_states, n_states): optional direct state path W_x·x.
     """
 
     w_in: np.ndarray
@@ -123,44 +138,68 @@ class IntegratorRun:
     u_pwl: tuple[np.ndarray, np.ndarray] | None = None
     w_u: np.ndarray | None = None
     u_in_pwl: tuple[np.ndarray, np.ndarray] | None = None
+    w_mid: np.ndarray | None = None
+    b_mid: np.ndarray | None = None
+    w_u_mid: np.ndarray | None = None
+    w_x: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         o = "IntegratorRun"
         w_in = check_array(o, "w_in", self.w_in, (None, None), "", -MAX_WEIGHT, MAX_WEIGHT)
         h, n = w_in.shape
         b_in = check_array(o, "b_in", self.b_in, (h,), "V", -MAX_WEIGHT, MAX_WEIGHT)
-        w_out = check_array(o, "w_out", self.w_out, (n, h), "", -MAX_WEIGHT, MAX_WEIGHT)
+        if (self.w_mid is None) != (self.b_mid is None):
+            raise SpecError(f"{o}.w_mid and {o}.b_mid go together: give both or neither")
+        if self.w_mid is not None:
+            w_mid = check_array(o, "w_mid", self.w_mid, (None, h), "", -MAX_WEIGHT, MAX_WEIGHT)
+            b_mid = check_array(o, "b_mid", self.b_mid, (w_mid.shape[0],), "V", -MAX_WEIGHT, MAX_WEIGHT)
+            object.__setattr__(self, "w_mid", w_mid)
+            object.__setattr__(self, "b_mid", b_mid)
+        elif self.w_u_mid is not None:
+            raise SpecError(f"{o}.w_u_mid needs the second hidden layer (w_mid, b_mid)")
+        h_last = h if self.w_mid is None else self.w_mid.shape[0]
+        w_out = check_array(o, "w_out", self.w_out, (n, h_last), "", -MAX_WEIGHT, MAX_WEIGHT)
         b_out = check_array(o, "b_out", self.b_out, (n,), "V", -MAX_WEIGHT, MAX_WEIGHT)
         x0 = check_array(o, "x0_volt", self.x0_volt, (n,), "V", -MAX_X0_VOLT, MAX_X0_VOLT)
         check_range(o, "t_stop_s", self.t_stop_s, 1e-12, 1.0, "s")
         check_range(o, "n_points", self.n_points, 2, 1_000_000, integer=True)
         for name, value in (("w_in", w_in), ("b_in", b_in), ("w_out", w_out), ("b_out", b_out), ("x0_volt", x0)):
             object.__setattr__(self, name, value)
+        if self.w_x is not None:
+            object.__setattr__(self, "w_x", check_array(o, "w_x", self.w_x, (n, n), "", -MAX_WEIGHT, MAX_WEIGHT))
         if self.u_pwl is not None:
-            if not isinstance(self.u_pwl, tuple) or len(self.u_pwl) != 2:
-                raise SpecError(f"{o}.u_pwl must be None or a tuple (t_s (m,), u_volt (m, n_states))")
-            t = check_array(o, "u_pwl[0] (t_s)", self.u_pwl[0], (None,), "s", 0.0, 1.0)
-            u = check_array(o, "u_pwl[1] (u_volt)", self.u_pwl[1], (t.shape[0], n), "V", -MAX_WEIGHT, MAX_WEIGHT)
-            if np.any(np.diff(t) <= 0):
-                raise SpecError(f"{o}.u_pwl time points must increase strictly")
-            object.__setattr__(self, "u_pwl", (t, u))
+            object.__setattr__(self, "u_pwl", _checked_pwl(o, "u_pwl", self.u_pwl, n))
         if (self.w_u is None) != (self.u_in_pwl is None):
             raise SpecError(f"{o}.w_u and {o}.u_in_pwl go together: give both or neither")
         if self.w_u is not None:
             w_u = check_array(o, "w_u", self.w_u, (h, None), "", -MAX_WEIGHT, MAX_WEIGHT)
-            if not isinstance(self.u_in_pwl, tuple) or len(self.u_in_pwl) != 2:
-                raise SpecError(f"{o}.u_in_pwl must be a tuple (t_s (m,), u_volt (m, n_inputs))")
-            t = check_array(o, "u_in_pwl[0] (t_s)", self.u_in_pwl[0], (None,), "s", 0.0, 1.0)
-            u = check_array(o, "u_in_pwl[1] (u_volt)", self.u_in_pwl[1], (t.shape[0], w_u.shape[1]), "V",
-                            -MAX_WEIGHT, MAX_WEIGHT)
-            if np.any(np.diff(t) <= 0):
-                raise SpecError(f"{o}.u_in_pwl time points must increase strictly")
             object.__setattr__(self, "w_u", w_u)
-            object.__setattr__(self, "u_in_pwl", (t, u))
+            object.__setattr__(self, "u_in_pwl", _checked_pwl(o, "u_in_pwl", self.u_in_pwl, w_u.shape[1]))
+        if self.w_u_mid is not None:
+            if self.w_u is None:
+                raise SpecError(f"{o}.w_u_mid reads the layer-1 inputs: give w_u and u_in_pwl too")
+            object.__setattr__(self, "w_u_mid", check_array(o, "w_u_mid", self.w_u_mid,
+                                                            (self.w_mid.shape[0], self.n_inputs), "",
+                                                            -MAX_WEIGHT, MAX_WEIGHT))
 
     @property
     def n_inputs(self) -> int:
         return 0 if self.w_u is None else self.w_u.shape[1]
+
+    @property
+    def n_hidden2(self) -> int:
+        return 0 if self.w_mid is None else self.w_mid.shape[0]
+
+
+def _checked_pwl(owner: str, name: str, pwl, n_columns: int) -> tuple[np.ndarray, np.ndarray]:
+    """A (t_s (m,), u_volt (m, n_columns)) record with strictly increasing times in [0, 1] s."""
+    if not isinstance(pwl, tuple) or len(pwl) != 2:
+        raise SpecError(f"{owner}.{name} must be a tuple (t_s (m,), u_volt (m, {n_columns}))")
+    t = check_array(owner, f"{name}[0] (t_s)", pwl[0], (None,), "s", 0.0, 1.0)
+    u = check_array(owner, f"{name}[1] (u_volt)", pwl[1], (t.shape[0], n_columns), "V", -MAX_WEIGHT, MAX_WEIGHT)
+    if np.any(np.diff(t) <= 0):
+        raise SpecError(f"{owner}.{name} time points must increase strictly")
+    return t, u
 
 
 # ---- circuit pieces ----------------------------------------------------------------------
@@ -186,53 +225,72 @@ def _stage_current(name: str) -> str:
 class _Layout:
     """Realized cell conductances and which inverted copies the deck needs."""
 
-    g1: np.ndarray   # (2n+2, h): rows x_k, xn_k, +1 V, −1 V → TIA j
-    g2: np.ndarray   # (2h+2, n): rows hn_j, h_j, −1 V, +1 V → integrator k
-    offsets: np.ndarray  # (2n + 3h,) extra op-amp offsets: int k, xinv k, tia j, act j, hinv j
+    g1: np.ndarray   # (2n+2+2m, h): rows x_k, xn_k, +1 V, −1 V, u_i, −u_i → TIA j
+    g2: np.ndarray   # (2l+2 (+2n), n): rows hn_j, h_j, −1 V, +1 V (, xn_k, x_k) → integrator k (l: last layer)
+    gm: np.ndarray   # (2h+2+2m, h2): rows h_j, hn_j, +1 V, −1 V, u_i, −u_i → TIA2 i (h2 = 0: no second layer)
+    offsets: np.ndarray  # (2n + 3h + 3h2,) extra op-amp offsets: int k, xinv k, tia j, act j, hinv j, tia2, act2, hinv2
     need_xn: np.ndarray  # (n,) bool
     need_hn: np.ndarray  # (h,) bool
+    need_hhn: np.ndarray  # (h2,) bool
 
 
-def _cells(spec: IntegratorSpec, run: IntegratorRun) -> tuple[np.ndarray, np.ndarray]:
-    """Target conductances of both layers (G⁺/G⁻ rows as in `_Layout`), S."""
-    n, h, g = spec.n_states, spec.n_hidden, spec.g_unit_siemens
-    m = run.n_inputs
-    g1 = np.zeros((2 * n + 2 + 2 * m, h))
-    g1[:n] = np.clip(run.w_in, 0, None).T * g
-    g1[n:2 * n] = np.clip(-run.w_in, 0, None).T * g
-    g1[2 * n] = np.clip(run.b_in, 0, None) * g
-    g1[2 * n + 1] = np.clip(-run.b_in, 0, None) * g
-    if m:  # layer-1 inputs: rows from u_i (w > 0) and from a source of −u_i (w < 0)
-        g1[2 * n + 2:2 * n + 2 + m] = np.clip(run.w_u, 0, None).T * g
-        g1[2 * n + 2 + m:] = np.clip(-run.w_u, 0, None).T * g
-    g2 = np.zeros((2 * h + 2, n))
-    g2[:h] = np.clip(run.w_out, 0, None).T * g
-    g2[h:2 * h] = np.clip(-run.w_out, 0, None).T * g
-    g2[2 * h] = np.clip(run.b_out, 0, None) * g
-    g2[2 * h + 1] = np.clip(-run.b_out, 0, None) * g
-    return g1, g2
+def _pair_rows(w: np.ndarray, g: float) -> tuple[np.ndarray, np.ndarray]:
+    """(positive part, negative part) of w (out, in) as conductance rows (in, out), S."""
+    return np.clip(w, 0, None).T * g, np.clip(-w, 0, None).T * g
+
+
+def _cells(spec: IntegratorSpec, run: IntegratorRun) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Target conductances of the layers (G⁺/G⁻ rows as in `_Layout`), S."""
+    g = spec.g_unit_siemens
+    ones = np.ones((1, 1))
+
+    def layer(w, b, w_u):
+        rows = [*_pair_rows(w, g), *_pair_rows(b[:, None] * ones, g)]
+        if w_u is not None:  # inputs: rows from u_i (w > 0) and from a source of −u_i (w < 0)
+            rows += _pair_rows(w_u, g)
+        elif run.n_inputs:
+            rows += [np.zeros((run.n_inputs, w.shape[0]))] * 2
+        return np.vstack(rows)
+
+    g1 = layer(run.w_in, run.b_in, run.w_u)
+    gm = (layer(run.w_mid, run.b_mid, run.w_u_mid) if run.n_hidden2
+          else np.zeros((0, 0)))
+    w_pos, w_neg = _pair_rows(run.w_out, g)
+    b_pos, b_neg = _pair_rows(run.b_out[:, None] * ones, g)
+    rows2 = [w_pos, w_neg, b_pos, b_neg]  # hn (w > 0), h (w < 0), −1 V (b > 0), +1 V (b < 0)
+    if run.w_x is not None:
+        rows2 += _pair_rows(run.w_x, g)   # xn (w > 0), x (w < 0)
+    return g1, np.vstack(rows2), gm
 
 
 def _layout(spec: IntegratorSpec, run: IntegratorRun, nonideal: Nonidealities, seed: int) -> _Layout:
     """Realize programming error, stuck cells, drift and op-amp offsets once, from `seed`.
 
-    Both layers' physical arrays (both cells of every G⁺/G⁻ pair) are drawn in one
+    All layers' physical arrays (both cells of every G⁺/G⁻ pair) are drawn in one
     block-diagonal matrix, so one seed gives one realization; off-diagonal draws are unused.
     """
     if nonideal.read_noise_sigma > 0:
         raise SpecError("Nonidealities.read_noise_sigma is per read and has no meaning in an integrator "
                         "transient; inject noise through IntegratorRun.u_pwl")
-    n, h = spec.n_states, spec.n_hidden
-    g1, g2 = _cells(spec, run)
-    big = np.zeros((g1.shape[0] + g2.shape[0], h + n))
-    big[:g1.shape[0], :h] = g1
-    big[g1.shape[0]:, h:] = g2
-    real = realize(nonideal, big, 1, 2 * n + 3 * h, seed)
+    n, h, h2 = spec.n_states, spec.n_hidden, spec.n_hidden2
+    blocks = _cells(spec, run)
+    rows = np.cumsum([0] + [b.shape[0] for b in blocks])
+    cols = np.cumsum([0] + [b.shape[1] for b in blocks])
+    big = np.zeros((rows[-1], cols[-1]))
+    for k, blk in enumerate(blocks):
+        big[rows[k]:rows[k + 1], cols[k]:cols[k + 1]] = blk
+    real = realize(nonideal, big, 1, 2 * n + 3 * h + 3 * h2, seed)
     gr = real.g_read_siemens[0]
-    g1r, g2r = gr[:g1.shape[0], :h], gr[g1.shape[0]:, h:]
-    return _Layout(g1=g1r, g2=g2r, offsets=real.offset_volt,
-                   need_xn=np.any(g1r[n:2 * n] >= G_OPEN_SIEMENS, axis=1),
-                   need_hn=np.any(g2r[:h] >= G_OPEN_SIEMENS, axis=1))
+    g1r, g2r, gmr = (gr[rows[k]:rows[k + 1], cols[k]:cols[k + 1]] for k in range(3))
+    last = h2 if h2 else h
+    on = G_OPEN_SIEMENS
+    need_xn = np.any(g1r[n:2 * n] >= on, axis=1)
+    if run.w_x is not None:
+        need_xn |= np.any(g2r[2 * last + 2:2 * last + 2 + n] >= on, axis=1)
+    need_hn = np.any((gmr[h:2 * h] if h2 else g2r[:h]) >= on, axis=1)
+    need_hhn = np.any(g2r[:h2] >= on, axis=1) if h2 else np.zeros(0, dtype=bool)
+    return _Layout(g1=g1r, g2=g2r, gm=gmr, offsets=real.offset_volt, need_xn=need_xn, need_hn=need_hn,
+                   need_hhn=need_hhn)
 
 
 def _release(spec: IntegratorSpec) -> tuple[float, float]:
@@ -241,8 +299,46 @@ def _release(spec: IntegratorSpec) -> tuple[float, float]:
     return edge, spec.t_reset_s + 0.5 * edge
 
 
+def _input_sources(run: IntegratorRun) -> list[str]:
+    return [f"uin{i}" for i in range(run.n_inputs)] + [f"uinn{i}" for i in range(run.n_inputs)]
+
+
+def _crossbar(prefix: str, g: np.ndarray, sources: Sequence[str], sums: Sequence[str]) -> list[str]:
+    """Resistors from each source row to each summing-node column of g (S); open cells left out."""
+    el = []
+    for col, node in enumerate(sums):
+        for row, src in enumerate(sources):
+            if g[row, col] >= G_OPEN_SIEMENS:
+                el.append(d.resistor(f"{prefix}_{src}_{col}", src, node, 1.0 / g[row, col]))
+    return el
+
+
+def _hidden_layer(spec: IntegratorSpec, names: tuple[str, ...], need_inv: np.ndarray,
+                  offsets: np.ndarray) -> list[str]:
+    """TIAs, activations and inverted copies of one hidden layer; names: the prefixes in `_LAYER1`;
+    offsets (3·units,): tia, act, inverter."""
+    tia, t, a, act, hh, inv = names
+    units = need_inv.size
+    el = []
+    for j in range(units):
+        el += [d.instance(f"{tia}{j}", ["0", f"{t}{j}", f"o{t}{j}"], "opamp",
+                          spec.opamp.macro_params(float(offsets[j]))),
+               d.vsource_dc(f"io{tia}{j}", f"o{t}{j}", f"{a}{j}", 0.0),
+               d.resistor(f"{t}f{j}", f"{t}{j}", f"{a}{j}", 1.0 / spec.g_unit_siemens),
+               _stage(f"{act}{j}", f"{a}{j}", f"{hh}{j}", spec.activation, spec, float(offsets[units + j]))]
+        if need_inv[j]:
+            el.append(_stage(f"{inv}{j}", f"{hh}{j}", f"{hh}n{j}", "linear", spec, float(offsets[2 * units + j])))
+    return el
+
+
+# prefixes of the hidden layers' instances and nodes: (TIA, summing node, TIA output, activation stage,
+# activation output, inverter)
+_LAYER1 = ("tia", "t", "a", "act", "h", "hinv")
+_LAYER2 = ("tiab", "tt", "aa", "actb", "hh", "hhinv")
+
+
 def _elements(spec: IntegratorSpec, run: IntegratorRun, lay: _Layout) -> list[str]:
-    n, h, r_unit = spec.n_states, spec.n_hidden, 1.0 / spec.g_unit_siemens
+    n, h, h2, r_unit = spec.n_states, spec.n_hidden, spec.n_hidden2, 1.0 / spec.g_unit_siemens
     edge, t_rel = _release(spec)
     off = lay.offsets
     el = [d.vsource_dc("refp", "refp", "0", V_REF_VOLT), d.vsource_dc("refn", "refn", "0", -V_REF_VOLT),
@@ -255,16 +351,11 @@ def _elements(spec: IntegratorSpec, run: IntegratorRun, lay: _Layout) -> list[st
                _switch(f"rst{k}", f"x{k}", f"m{k}", "rst", "0", "swreset")]
         if lay.need_xn[k]:
             el.append(_stage(f"xinv{k}", f"x{k}", f"xn{k}", "linear", spec, float(off[n + k])))
-    for j in range(h):  # TIAs, activations and inverted hidden copies
-        el += [d.instance(f"tia{j}", ["0", f"t{j}", f"ot{j}"], "opamp", spec.opamp.macro_params(float(off[2 * n + j]))),
-               d.vsource_dc(f"iotia{j}", f"ot{j}", f"a{j}", 0.0),
-               d.resistor(f"tf{j}", f"t{j}", f"a{j}", r_unit),
-               _stage(f"act{j}", f"a{j}", f"h{j}", spec.activation, spec, float(off[2 * n + h + j]))]
-        if lay.need_hn[j]:
-            el.append(_stage(f"hinv{j}", f"h{j}", f"hn{j}", "linear", spec, float(off[2 * n + 2 * h + j])))
+    # layer-1 TIA j, activation, inverted copy; offsets tia j, act j, hinv j sit at 2n + (0, h, 2h) + j
+    el += _hidden_layer(spec, _LAYER1, lay.need_hn, off[2 * n:2 * n + 3 * h])
+    if h2:
+        el += _hidden_layer(spec, _LAYER2, lay.need_hhn, off[2 * n + 3 * h:])
     m = run.n_inputs
-    src1 = ([f"x{k}" for k in range(n)] + [f"xn{k}" for k in range(n)] + ["refp", "refn"]
-            + [f"uin{i}" for i in range(m)] + [f"uinn{i}" for i in range(m)])
     if m:
         t_u, u_in = run.u_in_pwl
         t_abs = np.concatenate([[0.0], t_rel + t_u])  # held at its first value through the reset
@@ -272,15 +363,17 @@ def _elements(spec: IntegratorSpec, run: IntegratorRun, lay: _Layout) -> list[st
             vals = np.concatenate([[u_in[0, i]], u_in[:, i]])
             el += [d.vsource_pwl(f"uin{i}", f"uin{i}", "0", t_abs, vals),
                    d.vsource_pwl(f"uinn{i}", f"uinn{i}", "0", t_abs, -vals)]
-    for j in range(h):  # layer 1: inputs → TIA summing node t_j
-        for row, src in enumerate(src1):
-            if lay.g1[row, j] >= G_OPEN_SIEMENS:
-                el.append(d.resistor(f"a_{src}_{j}", src, f"t{j}", 1.0 / lay.g1[row, j]))
-    src2 = [f"hn{j}" for j in range(h)] + [f"h{j}" for j in range(h)] + ["refn", "refp"]
-    for k in range(n):  # layer 2: hidden signals → integrator summing node s_k
-        for row, src in enumerate(src2):
-            if lay.g2[row, k] >= G_OPEN_SIEMENS:
-                el.append(d.resistor(f"b_{src}_{k}", src, f"s{k}", 1.0 / lay.g2[row, k]))
+    src1 = [f"x{k}" for k in range(n)] + [f"xn{k}" for k in range(n)] + ["refp", "refn"] + _input_sources(run)
+    el += _crossbar("a", lay.g1, src1, [f"t{j}" for j in range(h)])  # layer 1 → TIA summing nodes
+    if h2:
+        srcm = [f"h{j}" for j in range(h)] + [f"hn{j}" for j in range(h)] + ["refp", "refn"] + _input_sources(run)
+        el += _crossbar("m", lay.gm, srcm, [f"tt{i}" for i in range(h2)])
+    last = "hh" if h2 else "h"
+    n_last = h2 if h2 else h
+    src2 = [f"{last}n{j}" for j in range(n_last)] + [f"{last}{j}" for j in range(n_last)] + ["refn", "refp"]
+    if run.w_x is not None:
+        src2 += [f"xn{k}" for k in range(n)] + [f"x{k}" for k in range(n)]
+    el += _crossbar("b", lay.g2, src2, [f"s{k}" for k in range(n)])  # layer 2 → integrator summing nodes
     if run.u_pwl is not None:
         t_u, u = run.u_pwl
         t_abs = np.concatenate([[0.0], t_rel + t_u])  # held at its first value through the reset
@@ -292,22 +385,25 @@ def _elements(spec: IntegratorSpec, run: IntegratorRun, lay: _Layout) -> list[st
 
 
 def _op_currents(spec: IntegratorSpec, lay: _Layout) -> list[str]:
-    n, h = spec.n_states, spec.n_hidden
+    n = spec.n_states
     cur = [d.branch_current(f"ioint{k}") for k in range(n)]
     cur += [_stage_current(f"xinv{k}") for k in range(n) if lay.need_xn[k]]
-    cur += [d.branch_current(f"iotia{j}") for j in range(h)]
-    cur += [_stage_current(f"act{j}") for j in range(h)]
-    cur += [_stage_current(f"hinv{j}") for j in range(h) if lay.need_hn[j]]
+    for (tia, _, _, act, _, inv), need in ((_LAYER1, lay.need_hn), (_LAYER2, lay.need_hhn)):
+        cur += [d.branch_current(f"io{tia}{j}") for j in range(need.size)]
+        cur += [_stage_current(f"{act}{j}") for j in range(need.size)]
+        cur += [_stage_current(f"{inv}{j}") for j in range(need.size) if need[j]]
     return cur
 
 
 def _saves(spec: IntegratorSpec, run: IntegratorRun, lay: _Layout) -> tuple[str, ...]:
     s = [d.node_voltage(f"x{k}") for k in range(spec.n_states)]
     s += [d.node_voltage(f"h{j}") for j in range(spec.n_hidden)]
+    s += [d.node_voltage(f"hh{i}") for i in range(spec.n_hidden2)]
     s += _op_currents(spec, lay)
     s += [d.branch_current("refp"), d.branch_current("refn")]
     if run.u_pwl is not None:
         s += [d.branch_current(f"u{k}") for k in range(spec.n_states)]
+    s += [d.branch_current(src) for src in _input_sources(run)]
     return tuple(s)
 
 
@@ -328,11 +424,33 @@ def phi_ideal(activation: str, z: np.ndarray) -> np.ndarray:
     return TANH_SAT_VOLT * np.tanh(z / TANH_SAT_VOLT)
 
 
+def ideal_drive(activation: str, run: IntegratorRun, x_volt: np.ndarray, t_s: float = 0.0) -> np.ndarray:
+    """τ·dx/dt of the ideal circuit (nominal φ, no op-amp errors) at state x and time t after release."""
+    def at(pwl):
+        return np.array([np.interp(t_s, pwl[0], col) for col in pwl[1].T])
+
+    u = at(run.u_in_pwl) if run.n_inputs else None
+    z = run.w_in @ x_volt + run.b_in + (run.w_u @ u if u is not None else 0.0)
+    hid = phi_ideal(activation, z)
+    if run.n_hidden2:
+        z2 = run.w_mid @ hid + run.b_mid + (run.w_u_mid @ u if run.w_u_mid is not None else 0.0)
+        hid = phi_ideal(activation, z2)
+    f = run.w_out @ hid + run.b_out
+    if run.w_x is not None:
+        f = f + run.w_x @ x_volt
+    if run.u_pwl is not None:
+        f = f + at(run.u_pwl)
+    return f
+
+
 def _check_against_spec(spec: IntegratorSpec, run: IntegratorRun) -> None:
     n, h = spec.n_states, spec.n_hidden
     if run.w_in.shape != (h, n):
         raise SpecError(f"IntegratorRun.w_in has shape {run.w_in.shape}, but the IntegratorSpec needs "
                         f"(n_hidden, n_states) = ({h}, {n})")
+    if run.n_hidden2 != spec.n_hidden2:
+        raise SpecError(f"IntegratorRun has a second hidden layer of {run.n_hidden2} units (w_mid), but "
+                        f"IntegratorSpec.n_hidden2 = {spec.n_hidden2}")
     mp = spec.opamp.macro_params()
     lo, hi = mp["vneg"], mp["vpos"]
     bad = np.nonzero((run.x0_volt <= lo) | (run.x0_volt >= hi))[0]
@@ -345,10 +463,7 @@ def _check_against_spec(spec: IntegratorSpec, run: IntegratorRun) -> None:
         raise SpecError(f"IntegratorRun.t_stop_s = {run.t_stop_s:g} s is {steps:.3g} max steps of "
                         f"{spec.max_step_tau:g}·tau, allowed <= {MAX_STEPS:g}: shorten t_stop_s or raise max_step_tau")
     # Instant-rail warning: ideal initial slope f(x0)/tau against the distance to the rail.
-    z0 = run.w_in @ run.x0_volt + run.b_in + (run.w_u @ run.u_in_pwl[1][0] if run.n_inputs else 0.0)
-    f0 = run.w_out @ phi_ideal(spec.activation, z0) + run.b_out
-    if run.u_pwl is not None:
-        f0 = f0 + run.u_pwl[1][0]
+    f0 = ideal_drive(spec.activation, run, run.x0_volt)
     dist = np.where(f0 > 0, hi - run.x0_volt, run.x0_volt - lo)
     with np.errstate(divide="ignore"):
         t_hit = np.where(f0 != 0, dist * spec.tau_s / np.abs(f0), np.inf)
@@ -391,16 +506,16 @@ def observe(spec: IntegratorSpec, run: IntegratorRun, prep: Prepared, plots: Seq
 
     energy_joule: ∫ over the returned interval of Σ over op-amps of the output-stage supply draw
     (current sourced × V⁺, current sunk × |V⁻|; quiescent current not modelled) plus the power
-    |v·i| of the ±1 V bias references and the u inputs. With infinite rails the rails are taken
+    |v·i| of the ±1 V bias references and the u and layer-input sources. With infinite rails the rails are taken
     as ± the largest |x| or |h| of the run (an op-amp whose supply just covers the swing).
     """
-    n, h = spec.n_states, spec.n_hidden
+    n, h, h2 = spec.n_states, spec.n_hidden, spec.n_hidden2
     lay: _Layout = prep.context["layout"]
     t_rel: float = prep.context["t_release_s"]
     vec = plots[0][0].vectors
     t = np.asarray(vec["time"])
     x = np.stack([vec[f"v(x{k})"] for k in range(n)], axis=1)
-    hv = np.stack([vec[f"v(h{j})"] for j in range(h)], axis=1)
+    hv = np.stack([vec[f"v(h{j})"] for j in range(h)] + [vec[f"v(hh{i})"] for i in range(h2)], axis=1)
     i_amp = np.stack([vec[c] for c in _op_currents(spec, lay)], axis=1)
     src = [("refp", V_REF_VOLT), ("refn", -V_REF_VOLT)]
     p_src = sum(np.abs(v * vec[d.branch_current(name)]) for name, v in src)
@@ -408,8 +523,11 @@ def observe(spec: IntegratorSpec, run: IntegratorRun, prep: Prepared, plots: Seq
         for k in range(n):
             u_t = np.interp(t - t_rel, run.u_pwl[0], -run.u_pwl[1][:, k])
             p_src = p_src + np.abs(u_t * vec[d.branch_current(f"u{k}")])
+    for i in range(run.n_inputs):
+        u_t = np.interp(t - t_rel, run.u_in_pwl[0], run.u_in_pwl[1][:, i])
+        p_src = p_src + np.abs(u_t * vec[d.branch_current(f"uin{i}")]) + np.abs(u_t * vec[d.branch_current(f"uinn{i}")])
     ts, sig = _after_release(t, np.hstack([x, hv, i_amp, p_src[:, None]]), t_rel)
-    xs, hs, ia, ps = sig[:, :n], sig[:, n:n + h], sig[:, n + h:-1], sig[:, -1]
+    xs, hs, ia, ps = sig[:, :n], sig[:, n:n + h + h2], sig[:, n + h + h2:-1], sig[:, -1]
     swing = float(max(np.max(np.abs(xs)), np.max(np.abs(hs))))
     v_pos = spec.opamp.v_rail_pos_volt if math.isfinite(spec.opamp.v_rail_pos_volt) else swing
     v_neg = -spec.opamp.v_rail_neg_volt if math.isfinite(spec.opamp.v_rail_neg_volt) else swing
@@ -419,10 +537,12 @@ def observe(spec: IntegratorSpec, run: IntegratorRun, prep: Prepared, plots: Seq
         "t_s": grid,
         "x_volt": np.stack([np.interp(grid, ts, xs[:, k]) for k in range(n)], axis=1),
         "h_volt": np.stack([np.interp(grid, ts, hs[:, j]) for j in range(h)], axis=1),
+        **({"h2_volt": np.stack([np.interp(grid, ts, hs[:, h + i]) for i in range(h2)], axis=1)} if h2 else {}),
         "tau_s": np.array([spec.tau_s]),
         "energy_joule": np.array([np.trapezoid(p_amp + ps, ts)]),
     }
-    signals = {f"x{k}": xs[:, k] for k in range(n)} | {f"h{j}": hs[:, j] for j in range(h)}
+    signals = ({f"x{k}": xs[:, k] for k in range(n)} | {f"h{j}": hs[:, j] for j in range(h)}
+               | {f"hh{i}": hs[:, h + i] for i in range(h2)})
     units = {name: "V" for name in signals}
     return out, Waveforms(time_s=ts, signals=signals, units=units)
 
@@ -485,22 +605,41 @@ def realized_loop(spec: IntegratorSpec, run: IntegratorRun, nonideal: Nonidealit
     """The realized circuit in the contract's terms, for the surrogate (the same draw as the deck).
 
     Returns the positive and negative parts of each weight as built (w_in_pos, w_in_neg (h, n);
-    b_in (h,); w_out_pos, w_out_neg (n, h); b_out (n,)), the total conductance at each TIA and
+    b_in (h,); w_out_pos, w_out_neg (n, l), l the last hidden layer's width; b_out (n,); w_x_pos,
+    w_x_neg (n, n), zero without a direct state path), the total conductance at each TIA and
     integrator summing node in units of g_unit (s1 (h,), s2 (n,)), and every op-amp's offset
-    (V): offset_int (n), offset_xinv (n), offset_tia (h), offset_act (h), offset_hinv (h).
+    (V): offset_int (n), offset_xinv (n), offset_tia (h), offset_act (h), offset_hinv (h). With a
+    second hidden layer also w_mid_pos, w_mid_neg (h2, h), b_mid, w_u_mid, s_mid (h2,) and
+    offset_tia2, offset_act2, offset_hinv2 (h2).
     """
     lay = _layout(spec, run, Nonidealities() if nonideal is None else nonideal, seed)
-    n, h, g = spec.n_states, spec.n_hidden, spec.g_unit_siemens
+    n, h, h2, g = spec.n_states, spec.n_hidden, spec.n_hidden2, spec.g_unit_siemens
     off = lay.offsets + spec.opamp.offset_volt
     m = run.n_inputs
-    return {
-        "w_in_pos": lay.g1[:n].T / g, "w_in_neg": lay.g1[n:2 * n].T / g,
-        "w_u": (lay.g1[2 * n + 2:2 * n + 2 + m] - lay.g1[2 * n + 2 + m:]).T / g,
-        "b_in": (lay.g1[2 * n] - lay.g1[2 * n + 1]) / g * V_REF_VOLT,
-        "w_out_pos": lay.g2[:h].T / g, "w_out_neg": lay.g2[h:2 * h].T / g,
-        "b_out": (lay.g2[2 * h] - lay.g2[2 * h + 1]) / g * V_REF_VOLT,
-        "s1": lay.g1.sum(axis=0) / g,
+    last = h2 if h2 else h
+
+    def layer(gl: np.ndarray, k: int) -> dict[str, np.ndarray]:
+        """Split a layer-1-like block: rows (k signal, k inverted signal, +1 V, −1 V, u, −u)."""
+        return {"pos": gl[:k].T / g, "neg": gl[k:2 * k].T / g,
+                "b": (gl[2 * k] - gl[2 * k + 1]) / g * V_REF_VOLT,
+                "w_u": (gl[2 * k + 2:2 * k + 2 + m] - gl[2 * k + 2 + m:]).T / g, "s": gl.sum(axis=0) / g}
+
+    l1 = layer(lay.g1, n)
+    x_rows = lay.g2[2 * last + 2:]
+    out = {
+        "w_in_pos": l1["pos"], "w_in_neg": l1["neg"], "w_u": l1["w_u"], "b_in": l1["b"],
+        "w_out_pos": lay.g2[:last].T / g, "w_out_neg": lay.g2[last:2 * last].T / g,
+        "b_out": (lay.g2[2 * last] - lay.g2[2 * last + 1]) / g * V_REF_VOLT,
+        "w_x_pos": x_rows[:n].T / g if x_rows.size else np.zeros((n, n)),
+        "w_x_neg": x_rows[n:].T / g if x_rows.size else np.zeros((n, n)),
+        "s1": l1["s"],
         "s2": lay.g2.sum(axis=0) / g + (1.0 if run.u_pwl is not None else 0.0),
         "offset_int": off[:n], "offset_xinv": off[n:2 * n], "offset_tia": off[2 * n:2 * n + h],
-        "offset_act": off[2 * n + h:2 * n + 2 * h], "offset_hinv": off[2 * n + 2 * h:],
+        "offset_act": off[2 * n + h:2 * n + 2 * h], "offset_hinv": off[2 * n + 2 * h:2 * n + 3 * h],
     }
+    if h2:
+        lm = layer(lay.gm, h)
+        o2 = off[2 * n + 3 * h:]
+        out |= {"w_mid_pos": lm["pos"], "w_mid_neg": lm["neg"], "b_mid": lm["b"], "w_u_mid": lm["w_u"],
+                "s_mid": lm["s"], "offset_tia2": o2[:h2], "offset_act2": o2[h2:2 * h2], "offset_hinv2": o2[2 * h2:]}
+    return out

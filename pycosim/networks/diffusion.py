@@ -277,6 +277,12 @@ def _setup(model_or_drift, make_drift, schedule, prior_std_volt, weight_noise, n
     return drift, p_std
 
 
+def prior_draw(prior_std_volt: float, n_samples: int, seed: int) -> torch.Tensor:
+    """Seeded starting points (n_samples, 2) of the reverse processes, N(0, prior_std²·I), volts."""
+    check_range("sampler", "n_samples", n_samples, 1, 10**8, integer=True)
+    return prior_std_volt * torch.randn(n_samples, 2, generator=torch.Generator().manual_seed(seed))
+
+
 def sample_probability_flow(model_or_drift: ScoreMLP | Drift, *, n_samples: int = 2000,
                             schedule: VPSchedule = VPSchedule(), prior_std_volt: float | None = None,
                             n_steps: int = 200, method: str = "euler", t_eps: float = 1e-3, seed: int = 0,
@@ -292,8 +298,7 @@ def sample_probability_flow(model_or_drift: ScoreMLP | Drift, *, n_samples: int 
     check_range("sample_probability_flow", "n_steps", n_steps, 1, 10**7, integer=True)
     drift, p_std = _setup(model_or_drift, probability_flow_drift, schedule, prior_std_volt, weight_noise,
                           noise_limit, seed)
-    g = torch.Generator().manual_seed(seed)
-    x_T = p_std * torch.randn(n_samples, 2, generator=g)
+    x_T = prior_draw(p_std, n_samples, seed)
     t_grid = torch.linspace(schedule.t_stop, t_eps, n_steps + 1)
     with torch.no_grad():
         xs = odeint(drift, x_T, t_grid if method in ("euler", "rk4", "midpoint") else t_grid[[0, -1]], method=method,
@@ -315,7 +320,7 @@ def sample_reverse_sde(model_or_drift: ScoreMLP | Drift, *, n_samples: int = 200
     drift, p_std = _setup(model_or_drift, reverse_sde_drift, schedule, prior_std_volt, weight_noise,
                           noise_limit, seed)
     g = torch.Generator().manual_seed(seed)
-    x = p_std * torch.randn(n_samples, 2, generator=g)
+    x = p_std * torch.randn(n_samples, 2, generator=g)  # = prior_draw(p_std, n, seed); g goes on to the noise
     t_grid = torch.linspace(schedule.t_stop, t_eps, n_steps + 1)
     with torch.no_grad():
         for k in range(n_steps):

@@ -12,6 +12,9 @@ import torch
 
 from ..blocks.integrator import IntegratorRun, IntegratorSpec
 from ..errors import SpecError
+from ..nonideal import Nonidealities
+from ..units import check_range
+from .diffusion import ScoreMLP, VPSchedule, prior_draw
 
 
 def to_integrator_run(model, spec: IntegratorSpec, x0_volt: np.ndarray, t_model: np.ndarray,
@@ -40,3 +43,58 @@ def surrogate_trajectory(spec: IntegratorSpec, run: IntegratorRun, nonideal=None
 
     with torch.no_grad():
         return surrogate(spec).outputs(run, nonideal, seed)["x_volt"].numpy()
+
+
+def probability_flow_run(model: ScoreMLP, spec: IntegratorSpec, x0_volt, *, schedule: VPSchedule = VPSchedule(),
+                         t_eps: float = 1e-3, t_stop_tau: float = 2.0, n_points: int = 201,
+                         n_embed_points: int = 201) -> IntegratorRun:
+    """The IntegratorRun that solves `model`'s reverse probability-flow ODE from x0 (at t_stop) to t_eps
+    in t_stop_tau·τ of circuit time (see the module docstring); the last output sample is the generated
+    point. The spec needs n_states 2, n_hidden and n_hidden2 = model.n_hidden, the model's activation."""
+    check_range("probability_flow_run", "t_stop_tau", t_stop_tau, 1e-3, 1e4)
+    check_range("probability_flow_run", "n_embed_points", n_embed_points, 2, 100_000, integer=True)
+    want = (2, model.n_hidden, model.n_hidden, model.activation)
+    got = (spec.n_states, spec.n_hidden, spec.n_hidden2, spec.activation)
+    if got != want:
+        raise SpecError(f"the score model needs IntegratorSpec(n_states, n_hidden, n_hidden2, activation) = {want}, "
+                        f"got {got}")
+    t_stop_s = t_stop_tau * spec.tau_s
+    theta_hi = float(schedule.theta(schedule.t_stop))
+    span = theta_hi - float(schedule.theta(t_eps))
+    c = span / (2.0 * t_stop_tau)
+    w1, w2, w3 = model.layer_weights()
+    # embedding samples uniform in model time (uniform in θ would leave t < 0.1 to one or two segments)
+    t_model = np.linspace(schedule.t_stop, t_eps, n_embed_points)
+    t_c = (theta_hi - schedule.theta(t_model)) / span * t_stop_s
+    t_c[0], t_c[-1] = 0.0, t_stop_s
+    with torch.no_grad():
+        u = model.time_embedding(torch.as_tensor(t_model, dtype=model.freqs.dtype)).double().numpy()
+    return IntegratorRun(w_in=w1["w"], b_in=w1["b"], w_u=w1["w_u"], u_in_pwl=(t_c, u),
+                         w_mid=w2["w"], b_mid=w2["b"], w_u_mid=w2["w_u"],
+                         w_out=c * w3["w"], b_out=c * w3["b"], w_x=c * np.eye(2),
+                         x0_volt=np.asarray(x0_volt, dtype=np.float64), t_stop_s=t_stop_s, n_points=n_points)
+
+
+def prior_samples(model: ScoreMLP, n_samples: int, seed: int = 0, limit_volt: float | None = None) -> np.ndarray:
+    """(n_samples, 2) seeded starting points N(0, prior_std²·I) of the reverse process (the same draw
+    as `sample_probability_flow`'s), volts, clipped to ±limit_volt (e.g. inside the rails) if given."""
+    x = prior_draw(float(model.prior_std_volt), n_samples, seed).double().numpy()
+    return x if limit_volt is None else np.clip(x, -limit_volt, limit_volt)
+
+
+def sample_on_integrator(model: ScoreMLP, spec: IntegratorSpec, *, n_samples: int = 2000,
+                         nonideal: Nonidealities | None = None, seed: int = 0, schedule: VPSchedule = VPSchedule(),
+                         t_eps: float = 1e-3, t_stop_tau: float = 2.0, surrogate_model=None) -> np.ndarray:
+    """Generated samples (n_samples, 2) volts: the probability-flow ODE solved on the integrator
+    surrogate (one realized chip from `nonideal`, `seed`), every sample from its own seeded prior draw."""
+    from ..surrogates import surrogate
+
+    amp = spec.opamp
+    limit = 0.95 * min(amp.v_rail_pos_volt, -amp.v_rail_neg_volt, 1e3)
+    x0 = prior_samples(model, n_samples, seed, limit)
+    run = probability_flow_run(model, spec, x0[0], schedule=schedule, t_eps=t_eps, t_stop_tau=t_stop_tau,
+                               n_points=2)
+    sur = surrogate(spec) if surrogate_model is None else surrogate_model
+    with torch.no_grad():
+        x = sur.trajectory(run, nonideal, seed, x0_volt=x0)["x_volt"]
+    return x[-1].double().numpy()

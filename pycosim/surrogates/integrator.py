@@ -1,6 +1,7 @@
 """Integrator surrogate: the loop's neural ODE in torch (torchdiffeq), with the circuit's physics.
 
-τ·dx/dt = W_out·φ(W_in·x + b_in) + b_out (+ u), solved by `torchdiffeq.odeint`, with what the
+τ·dx/dt = W_out·φ(W_in·x + b_in) + b_out (+ W_x·x + u), optionally with a second hidden layer
+φ(W_mid·h + b_mid) between, solved by `torchdiffeq.odeint`, with what the
 circuit adds (DESIGN §6), each from the realized devices and the op-amp spec:
 - finite A0: every inverting stage's gain 1/(1 + NG/A0) (NG its noise gain), and each
   integrator's leak S·x/A0 with S its summing-node conductance in units of g_unit;
@@ -148,7 +149,8 @@ class IntegratorModel(PhysicalModel):
         xinv_off = loop["w_in_neg"] @ (2.0 * loop["offset_xinv"])  # −x + 2·vos from each inverter
         b_in = (loop["b_in"] + xinv_off) * g_tia - (1.0 + loop["s1"]) * loop["offset_tia"]
         w_out = loop["w_out_pos"] * inv - loop["w_out_neg"]
-        b_out = loop["b_out"] - loop["w_out_pos"] @ (2.0 * loop["offset_hinv"]) + loop["s2"] * loop["offset_int"]
+        last_inv_off = loop["offset_hinv2"] if "w_mid_pos" in loop else loop["offset_hinv"]
+        b_out = loop["b_out"] - loop["w_out_pos"] @ (2.0 * last_inv_off) + loop["s2"] * loop["offset_int"]
         act_gain = inv if self.spec.activation != "relu" else 1.0 / (1.0 + 2.0 / a0)
         act_off = 2.0 * loop["offset_act"]
         lag = self.log_lag_scale.exp() / (2 * math.pi * self.gbw_hz)
@@ -156,17 +158,39 @@ class IntegratorModel(PhysicalModel):
         # delay of hidden unit j: its TIA (NG 1 + s1), activation stage (2), the integrator (~1)
         delay = lag * ((1.0 + loop["s1"]) + 2.0 + 1.0)
         w_u = loop["w_u"] * g_tia[:, None]
-        return dict(w_in=w_in, b_in=b_in, w_u=w_u, w_out=w_out, b_out=b_out, leak=loop["s2"] / a0, tau=tau_eff,
-                    act_gain=act_gain, act_off=act_off, delay=delay)
+        # direct state path: w > 0 through the state inverter (−x + 2·vos), w < 0 from x
+        w_x = loop["w_x_pos"] * inv - loop["w_x_neg"]
+        b_out = b_out - loop["w_x_pos"] @ (2.0 * loop["offset_xinv"])
+        p = dict(w_in=w_in, b_in=b_in, w_u=w_u, w_out=w_out, b_out=b_out, w_x=w_x, leak=loop["s2"] / a0,
+                 tau=tau_eff, act_gain=act_gain, act_off=act_off, delay=delay, x_delay=lag * (2.0 + 1.0))
+        if "w_mid_pos" in loop:  # second hidden layer, built like layer 1 from h and its inverted copy
+            g_tia2 = 1.0 / (1.0 + (1.0 + loop["s_mid"]) / a0)
+            p["w_mid"] = (loop["w_mid_pos"] - loop["w_mid_neg"] * inv) * g_tia2[:, None]
+            p["b_mid"] = ((loop["b_mid"] + loop["w_mid_neg"] @ (2.0 * loop["offset_hinv"])) * g_tia2
+                          - (1.0 + loop["s_mid"]) * loop["offset_tia2"])
+            p["w_u_mid"] = loop["w_u_mid"] * g_tia2[:, None]
+            p["act_off2"] = 2.0 * loop["offset_act2"]
+            # the second layer's TIA and activation lag too: added (mean over units) to layer 1's delay
+            p["delay"] = delay + lag * torch.mean((1.0 + loop["s_mid"]) + 2.0)
+        return p
 
-    def _hidden(self, p, x: torch.Tensor, dx: torch.Tensor | None, u_in: torch.Tensor | None = None) -> torch.Tensor:
-        """Hidden activations; with dx, each unit sees the state delayed by its lag (first order)."""
+    def _hidden(self, p, x: torch.Tensor, dx: torch.Tensor | None, u_in: torch.Tensor | None = None,
+                both: bool = False):
+        """Activations of the last hidden layer (both=True: (layer 1, layer 2 or None)); with dx, each
+        unit sees the state delayed by its lag (first order)."""
         z = x @ p["w_in"].T + p["b_in"]
         if u_in is not None:
             z = z + u_in @ p["w_u"].T
         if dx is not None:
             z = z - p["delay"] * (dx @ p["w_in"].T)
-        return self.activation(z) * p["act_gain"] + p["act_off"]
+        hid = self.activation(z) * p["act_gain"] + p["act_off"]
+        if "w_mid" not in p:
+            return (hid, None) if both else hid
+        z2 = hid @ p["w_mid"].T + p["b_mid"]
+        if u_in is not None:
+            z2 = z2 + u_in @ p["w_u_mid"].T
+        hid2 = self.activation(z2) * p["act_gain"] + p["act_off2"]
+        return (hid, hid2) if both else hid2
 
     def _rhs(self, p, u_fn, u_in_fn=None):
         amp = self.spec.opamp
@@ -174,8 +198,12 @@ class IntegratorModel(PhysicalModel):
         vpos, vneg = min(amp.v_rail_pos_volt, 1e3), max(amp.v_rail_neg_volt, -1e3)
         lagged = math.isfinite(amp.gbw_hz)
 
-        def slope(t, x, hh):
+        direct = bool(torch.any(p["w_x"] != 0))
+
+        def slope(t, x, hh, dx=None):
             drive = hh @ p["w_out"].T + p["b_out"] - p["leak"] * x
+            if direct:
+                drive = drive + (x if dx is None else x - p["x_delay"] * dx) @ p["w_x"].T
             if u_fn is not None:
                 drive = drive + u_fn(t)
             dx = drive / p["tau"]
@@ -189,7 +217,7 @@ class IntegratorModel(PhysicalModel):
             u_in = None if u_in_fn is None else u_in_fn(t)
             dx = slope(t, x, self._hidden(p, x, None, u_in))
             if lagged:
-                dx = slope(t, x, self._hidden(p, x, dx, u_in))
+                dx = slope(t, x, self._hidden(p, x, dx, u_in), dx)
             return dx
 
         return f
@@ -198,8 +226,9 @@ class IntegratorModel(PhysicalModel):
                    x0_volt: np.ndarray | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """t_s (n_points,), x_volt (n_points, n) — or (n_points, b, n) for a batch x0_volt (b, n)."""
         h_run, n_run = run.w_in.shape  # the physics is per unit: any network size runs on one model
-        spec = self.spec if (n_run, h_run) == (self.spec.n_states, self.spec.n_hidden) else replace(
-            self.spec, n_states=n_run, n_hidden=h_run)
+        shape = (n_run, h_run, run.n_hidden2)
+        spec = self.spec if shape == (self.spec.n_states, self.spec.n_hidden, self.spec.n_hidden2) else replace(
+            self.spec, n_states=n_run, n_hidden=h_run, n_hidden2=run.n_hidden2)
         loop = {k: _t(v, self.log_tau_s.device) for k, v in realized_loop(spec, run, nonideal, seed).items()}
         p = self._loop(loop)
         x0 = _t(run.x0_volt if x0_volt is None else x0_volt, self.log_tau_s.device)
@@ -215,10 +244,13 @@ class IntegratorModel(PhysicalModel):
             return rhs(s * scale, x) * scale
 
         x = odeint(f_scaled, x0, ts, rtol=self.rtol, atol=self.atol, method="dopri5")
-        hid = self._hidden(p, x, None, None if u_in_fn is None else torch.stack([u_in_fn(tt) for tt in t])
-                           .reshape((len(t),) + (1,) * (x.ndim - 2) + (-1,)))
-        return {"t_s": t.to(self.dtype), "x_volt": x.to(self.dtype), "h_volt": hid.to(self.dtype),
-                "tau_s": self.log_tau_s.exp().reshape(1).to(self.dtype)}
+        hid, hid2 = self._hidden(p, x, None, None if u_in_fn is None else torch.stack([u_in_fn(tt) for tt in t])
+                                 .reshape((len(t),) + (1,) * (x.ndim - 2) + (-1,)), both=True)
+        out = {"t_s": t.to(self.dtype), "x_volt": x.to(self.dtype), "h_volt": hid.to(self.dtype),
+               "tau_s": self.log_tau_s.exp().reshape(1).to(self.dtype)}
+        if hid2 is not None:
+            out["h2_volt"] = hid2.to(self.dtype)
+        return out
 
     def outputs(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0):
         """Same keys as `pc.simulate(spec, run).outputs` for the trajectory (no energy), as tensors."""
