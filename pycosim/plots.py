@@ -64,6 +64,32 @@ def waveforms(wf: Waveforms, names: Sequence[str], title: str = "") -> Figure:
     return fig
 
 
+def state_trajectories(t_s: np.ndarray, x_volt: np.ndarray, tau_s: float, title: str = "") -> Figure:
+    """Integrator states x_k (V) against time; the top axis counts time in units of tau."""
+    fig, ax = _figure(figsize=(6, 3.6))
+    scale, unit = _time_scale(float(t_s[-1]))
+    for k in range(x_volt.shape[1]):
+        ax.plot(t_s * scale, x_volt[:, k], lw=1.2, label=f"x{k}")
+    ax.set_xlabel(f"time ({unit})")
+    ax.set_ylabel("state x (V)")
+    top = ax.secondary_xaxis("top", functions=(lambda t: t / (scale * tau_s), lambda u: u * scale * tau_s))
+    top.set_xlabel("time / τ")
+    if x_volt.shape[1] <= 8:
+        ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def _time_scale(t_max_s: float) -> tuple[float, str]:
+    """Display factor and unit for a time axis reaching t_max_s (data stay in s)."""
+    for factor, unit in ((1e9, "ns"), (1e6, "µs"), (1e3, "ms")):
+        if t_max_s * factor < 1e4:
+            return factor, unit
+    return 1.0, "s"
+
+
 def parity(spice: np.ndarray, surrogate: np.ndarray, key: str) -> Figure:
     """Surrogate against SPICE for one output over all validation reads."""
     fig, ax = _figure(figsize=(4.2, 4))

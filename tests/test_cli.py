@@ -112,3 +112,85 @@ def test_calibrate_validate_and_report_commands(tmp_path):
     assert "8 finished runs" in rep.read_text()
     proc = _run("calibrate", "crossbar", "--store", str(store), "--set", "r_wire_ohm", "-o", str(model))
     assert proc.returncode == 2 and "FIELD=VALUE" in proc.stderr
+
+
+# ---- the integrator block (closed-loop analog ODE solver) ----------------------------------
+
+def test_integrator_help_lists_its_fields_and_the_block_choice(capsys):
+    with pytest.raises(SystemExit):
+        main(["simulate", "integrator", "--help"])
+    out = capsys.readouterr().out
+    for text in ("--c-fb-farad", "[F]", "--g-unit-siemens", "[S]", "--t-reset-s", "[s]", "--activation",
+                 "--opamp-gbw-hz", "[Hz]", "--run FILE.json", "--example-seed", "--t-stop-tau", "default 1e-09"):
+        assert text in out
+    assert "--r-wire-ohm" not in out and "pycosim simulate crossbar --help" in out
+
+
+def test_integrator_netlist_writes_a_deck_that_runs_by_hand(tmp_path):
+    deck = tmp_path / "i.cir"
+    assert main(["netlist", "integrator", "--n-hidden", "3", "--t-stop-tau", "2", "--n-points", "21",
+                 "--example-seed", "4", "-o", str(deck)]) == 0
+    text = deck.read_text()
+    assert text.startswith("* pycosim integrator 2x3 relu transient") and "tau_s 1e-05" in text
+    proc = subprocess.run(["ngspice", "-b", str(deck)], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0 and "v(x0)" in proc.stdout and "v(x1)" in proc.stdout
+
+
+def test_simulate_integrator_stores_what_simulate_returns(tmp_path, capsys):
+    import dataclasses
+    import json
+
+    import numpy as np
+
+    import pycosim as pc
+    from pycosim.blocks.integrator import example_run
+
+    amp = dataclasses.replace(pc.OpAmpSpec.opa4322(), gbw_hz=1e7)
+    spec = pc.IntegratorSpec(n_states=2, n_hidden=4, activation="tanh", opamp=amp)
+    run = example_run(spec, seed=3, t_stop_tau=4.0, n_points=81)
+    run_json = tmp_path / "run.json"
+    run_json.write_text(json.dumps({"w_in": run.w_in.tolist(), "b_in": run.b_in.tolist(), "w_out": run.w_out.tolist(),
+                                    "b_out": run.b_out.tolist(), "x0_volt": run.x0_volt.tolist(),
+                                    "t_stop_s": run.t_stop_s, "n_points": run.n_points}))
+    out = tmp_path / "out"
+    assert main(["simulate", "integrator", "--run", str(run_json), "--activation", "tanh", "--opamp", "opa4322",
+                 "--opamp-gbw-hz", "1e7", "--out", str(out)]) == 0  # n_states, n_hidden from the run's shapes
+    said = capsys.readouterr().out
+    assert "tau = 1e-05 s" in said and "supply energy" in said and "x(t = 4e-05 s)" in said
+    assert (out / "runs.png").stat().st_size > 5000
+    want = pc.simulate(spec, run).outputs
+    with h5py.File(out / "runs.h5", "r") as f:
+        (stored,) = f["runs"].values()
+        assert stored.attrs["block"] == "integrator" and stored.attrs["status"] == "done"
+        assert pc.IntegratorSpec.__name__ in stored.attrs["spec_json"]
+        np.testing.assert_allclose(stored["outputs/x_volt"][()], want["x_volt"], rtol=0, atol=1e-12)
+        assert stored["outputs/x_volt"].shape == (81, 2)
+        assert stored["outputs/energy_joule"][0] == pytest.approx(want["energy_joule"][0], rel=1e-12)
+
+
+def test_integrator_bad_options_and_run_files_name_the_field(tmp_path, capsys):
+    import json
+
+    proc = _run("netlist", "integrator", "--c-fb-farad", "-1", "-o", str(tmp_path / "i.cir"))
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "IntegratorSpec.c_fb_farad = -1.0 is out of range [1e-15, 0.001] F" in proc.stderr
+    good = {"w_in": [[1, 0], [0, 1]], "b_in": [0, 0], "w_out": [[0, 1], [-1, 0]], "b_out": [0, 0],
+            "x0_volt": [0.5, 0], "t_stop_s": 2e-5}
+    cases = {"IntegratorRun.b_in has shape (3,)": {**good, "b_in": [0, 0, 0]},
+             "IntegratorRun.w_in must be a list": {**good, "w_in": [[1, 0], [0]]},
+             "unknown field 'x0'": {**{k: v for k, v in good.items() if k != "x0_volt"}, "x0": [0.5, 0]},
+             "missing field 'x0_volt'": {k: v for k, v in good.items() if k != "x0_volt"},
+             "IntegratorRun.t_stop_s = -1 is out of range": {**good, "t_stop_s": -1},
+             "IntegratorRun.x0_volt[0] = 5 V is outside the op-amp rails": {**good, "x0_volt": [5, 0]}}
+    path = tmp_path / "run.json"
+    for message, data in cases.items():
+        path.write_text(json.dumps(data))
+        extra = ["--opamp", "opa4322"] if "rails" in message else []
+        assert main(["netlist", "integrator", "--run", str(path), *extra, "-o", str(tmp_path / "x.cir")]) == 2
+        assert message in capsys.readouterr().err, message
+    path.write_text('{"w_in": [[1, 0],')
+    assert main(["simulate", "integrator", "--run", str(path), "--out", str(tmp_path / "o")]) == 2
+    assert "not valid JSON" in capsys.readouterr().err
+    path.write_text(json.dumps(good))
+    assert main(["netlist", "integrator", "--run", str(path), "--n-states", "3"]) == 2
+    assert "IntegratorRun.w_in has shape (2, 2), but the IntegratorSpec needs" in capsys.readouterr().err
