@@ -57,3 +57,11 @@ def nodal_solve(g: np.ndarray, v: np.ndarray, r_wire_ohm: float, r_driver_ohm: f
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.fixture(scope="session")
+def score_training():
+    """The ring score model (VP-SDE, 2-14-14-2, noise-aware), trained once per test session (~1 min)."""
+    from pycosim.networks.diffusion import ring_data, train_score_model
+
+    return train_score_model(ring_data(5000, seed=0), steps=1500, seed=0, progress=False)

@@ -21,7 +21,6 @@ from pycosim.networks.diffusion import (
     ring_data,
     sample_probability_flow,
     sample_reverse_sde,
-    train_score_model,
 )
 from pycosim.networks.hp_memristor import HP_PARAMS, hp_memristor_data, train_digital_twin
 from pycosim.networks.neural_ode import (
@@ -192,11 +191,6 @@ def test_vp_schedule_matches_the_closed_form():
     np.testing.assert_allclose(m.numpy(), torch.exp(log_m).numpy(), rtol=1e-12)
     np.testing.assert_allclose(std.numpy(), torch.sqrt(1 - torch.exp(2 * log_m)).numpy(), rtol=1e-12)
     np.testing.assert_allclose(s.t_of_theta(s.theta(t)).numpy(), t.numpy(), atol=1e-12)
-
-
-@pytest.fixture(scope="module")
-def score_training():
-    return train_score_model(ring_data(5000, seed=0), steps=1500, seed=0, progress=False)
 
 
 def test_trained_score_model_generates_the_ring(score_training):
