@@ -132,6 +132,47 @@ def _integrator_section(rep: Report, out: Path, engine: str) -> None:
     rep.figure("integrator_oscillator.png", "oscillator loop: SPICE and surrogate (GBW 10 MHz grows it ~6 % a period)")
 
 
+def _diffusion_section(rep: Report, out: Path, engine: str, progress: bool) -> None:
+    """Score-based generation of a ring on the analog loop (2-14-14-2 score network, VP-SDE)."""
+    import torch
+
+    from .blocks.integrator import IntegratorSpec
+    from .networks.diffusion import kl_divergence_2d, ring_data, sample_probability_flow, train_score_model
+    from .networks.on_integrator import probability_flow_run, prior_samples, sample_on_integrator
+    from .surrogates.integrator import IntegratorModel
+
+    amp = OpAmpSpec(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
+    data = ring_data(5000, seed=0)
+    model = train_score_model(data, steps=800, seed=0, progress=progress).model
+    ideal_spec = IntegratorSpec(n_states=2, n_hidden=14, n_hidden2=14, activation="relu")
+    real_spec = replace(ideal_spec, opamp=amp)
+    run = probability_flow_run(model, real_spec, prior_samples(model, 1, seed=3)[0], n_points=201)
+    spice = simulate(real_spec, run, engine=engine).outputs
+    with torch.no_grad():
+        sur = surrogate(real_spec).outputs(run)["x_volt"].numpy()
+    n = 2000
+    samples = {"ideal ODE": sample_probability_flow(model, n_samples=n, seed=3, method="dopri5")}
+    for label, spec, nonideal in (("ideal circuit", ideal_spec, None), ("GBW 10 MHz, A0 1e5", real_spec, None),
+                                  ("variation σ = 10 %", ideal_spec, Nonidealities(variation_sigma=0.1))):
+        samples[label] = sample_on_integrator(model, spec, n_samples=n, seed=3, nonideal=nonideal,
+                                              surrogate_model=IntegratorModel(spec, rtol=1e-5, atol=1e-7))
+    kl = {label: kl_divergence_2d(x, data) for label, x in samples.items()}
+    rep.section("Score-based diffusion on the analog loop",
+                "A 2-14-14-2 ReLU score network (VP-SDE, β 0.001…0.5, 14-channel time embedding, trained with "
+                "10 % weight noise) solves the reverse probability-flow ODE on the integrator: two crossbar "
+                "layers, the embedding as PWL sources into both hidden layers, ½·x as a direct state path, "
+                "θ = ∫β dt as circuit time (2 τ). One reverse trajectory in SPICE (A0 1e5, GBW 10 MHz) against "
+                f"the surrogate: NRMSE {100 * nrmse(sur, spice['x_volt']):.3f} %, supply energy "
+                f"{spice['energy_joule'][0] * 1e9:.1f} nJ. {n} generated samples per row, KL of their 2-D "
+                "histogram to the 5000 data points (lower is better; the estimate is biased upward by the finite counts, compare rows):")
+    rep.table(["sampler", "KL to data (nats)"], [(label, value) for label, value in kl.items()])
+    plots.save(plots.generated_samples(data[:n], samples, kl), out / "diffusion_samples.png")
+    rep.figure("diffusion_samples.png", "generated ring: ideal ODE, ideal circuit, realistic op-amps, device variation")
+    plots.save(plots.trajectory_comparison(spice["t_s"], {"SPICE": spice["x_volt"], "surrogate": sur},
+                                           "one reverse-flow trajectory on the loop"), out / "diffusion_trajectory.png")
+    rep.figure("diffusion_trajectory.png", "reverse probability flow: SPICE and surrogate")
+
+
 def run_demo(out_dir: str | Path = "pycosim-demo", *, executor: Executor | None = None, engine: str = "shared",
              progress: bool = True) -> Path:
     """Run the crossbar demo into `out_dir`; returns the path of `report.md`."""
@@ -207,6 +248,7 @@ def run_demo(out_dir: str | Path = "pycosim-demo", *, executor: Executor | None 
     fit, val_rows = _calibration_section(rep, out, engine, executor, progress)
 
     _integrator_section(rep, out, engine)
+    _diffusion_section(rep, out, engine, progress)
 
     rep.section("Provenance",
                 f"{len(cases)} SPICE cases in `runs.h5` ({result.n_run} run now, {result.n_skipped} reused); "

@@ -82,6 +82,43 @@ def state_trajectories(t_s: np.ndarray, x_volt: np.ndarray, tau_s: float, title:
     return fig
 
 
+def trajectory_comparison(t_s: np.ndarray, traces: Mapping[str, np.ndarray], title: str = "") -> Figure:
+    """State trajectories (n_points, n_states) V of several simulators on one time axis, one colour per
+    state, one line style per simulator (e.g. {"SPICE": ..., "surrogate": ...})."""
+    fig, ax = _figure(figsize=(6, 3.6))
+    scale, unit = _time_scale(float(t_s[-1]))
+    styles = ("-", "--", ":", "-.")
+    for s_idx, (label, x) in enumerate(traces.items()):
+        for k in range(x.shape[1]):
+            ax.plot(t_s * scale, x[:, k], styles[s_idx % 4], color=f"C{k}", lw=1.4 if s_idx == 0 else 1.1,
+                    label=f"{label} x{k}")
+    ax.set_xlabel(f"time ({unit})")
+    ax.set_ylabel("state x (V)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.grid(alpha=0.3)
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def generated_samples(data_volt: np.ndarray, samples: Mapping[str, np.ndarray], kl: Mapping[str, float] | None = None,
+                      lim_volt: float = 1.5) -> Figure:
+    """Scatter of the data and of each sample set (n, 2) V side by side, with its KL to the data in the title."""
+    sets = {"data": data_volt} | dict(samples)
+    fig, axes = _figure(1, len(sets), figsize=(2.6 * len(sets), 2.9))
+    for ax, (label, pts) in zip(np.atleast_1d(axes), sets.items()):
+        ax.plot(pts[:, 0], pts[:, 1], ".", ms=1.5, alpha=0.5, color="k" if label == "data" else "C0")
+        ax.set_xlim(-lim_volt, lim_volt)
+        ax.set_ylim(-lim_volt, lim_volt)
+        ax.set_aspect("equal")
+        ax.set_xlabel("x0 (V)")
+        title = label if not kl or label not in kl else f"{label}\nKL {kl[label]:.2f}"
+        ax.set_title(title, fontsize=8)
+    np.atleast_1d(axes)[0].set_ylabel("x1 (V)")
+    fig.tight_layout()
+    return fig
+
+
 def _time_scale(t_max_s: float) -> tuple[float, str]:
     """Display factor and unit for a time axis reaching t_max_s (data stay in s)."""
     for factor, unit in ((1e9, "ns"), (1e6, "µs"), (1e3, "ms")):

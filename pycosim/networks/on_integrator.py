@@ -83,10 +83,14 @@ def prior_samples(model: ScoreMLP, n_samples: int, seed: int = 0, limit_volt: fl
 
 
 def sample_on_integrator(model: ScoreMLP, spec: IntegratorSpec, *, n_samples: int = 2000,
-                         nonideal: Nonidealities | None = None, seed: int = 0, schedule: VPSchedule = VPSchedule(),
-                         t_eps: float = 1e-3, t_stop_tau: float = 2.0, surrogate_model=None) -> np.ndarray:
+                         nonideal: Nonidealities | None = None, seed: int = 0, device_seed: int | None = None,
+                         schedule: VPSchedule = VPSchedule(), t_eps: float = 1e-3, t_stop_tau: float = 2.0,
+                         rtol: float = 1e-5, atol: float = 1e-7, surrogate_model=None) -> np.ndarray:
     """Generated samples (n_samples, 2) volts: the probability-flow ODE solved on the integrator
-    surrogate (one realized chip from `nonideal`, `seed`), every sample from its own seeded prior draw."""
+    surrogate in one batched call, every sample from its own prior draw (seeded by `seed`, the same
+    draws as `sample_probability_flow`), all on one realized chip (`nonideal` drawn with
+    `device_seed`, default `seed`). dopri5 at rtol/atol: 1e-5/1e-7 moves samples by < 1 mV against
+    1e-7/1e-9 and runs ~25× faster on the 2-14-14-2 loop."""
     from ..surrogates import surrogate
 
     amp = spec.opamp
@@ -94,7 +98,7 @@ def sample_on_integrator(model: ScoreMLP, spec: IntegratorSpec, *, n_samples: in
     x0 = prior_samples(model, n_samples, seed, limit)
     run = probability_flow_run(model, spec, x0[0], schedule=schedule, t_eps=t_eps, t_stop_tau=t_stop_tau,
                                n_points=2)
-    sur = surrogate(spec) if surrogate_model is None else surrogate_model
+    sur = surrogate(spec, rtol=rtol, atol=atol) if surrogate_model is None else surrogate_model
     with torch.no_grad():
-        x = sur.trajectory(run, nonideal, seed, x0_volt=x0)["x_volt"]
+        x = sur.trajectory(run, nonideal, seed if device_seed is None else device_seed, x0_volt=x0)["x_volt"]
     return x[-1].double().numpy()
