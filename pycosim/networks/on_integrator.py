@@ -34,9 +34,24 @@ def to_integrator_run(model, spec: IntegratorSpec, x0_volt: np.ndarray, t_model:
                          n_points=int(n_points or t.size), **kw)
 
 
-def surrogate_trajectory(spec: IntegratorSpec, run: IntegratorRun, nonideal=None, seed: int = 0) -> np.ndarray:
-    """x_volt (n_points, n_states) of `run` on the integrator surrogate."""
+def surrogate_trajectory(spec: IntegratorSpec, run: IntegratorRun, nonideal=None, seed: int = 0, *,
+                         rtol: float = 1e-7, atol: float = 1e-9) -> np.ndarray:
+    """x_volt (n_points, n_states) of `run` on the integrator surrogate (dopri5 at rtol, atol;
+    1e-5/1e-7 is ~3× faster and moves a twin's trajectory by < 0.1 % NRMSE)."""
     from ..surrogates import surrogate
 
     with torch.no_grad():
-        return surrogate(spec).outputs(run, nonideal, seed)["x_volt"].numpy()
+        return surrogate(spec, rtol=rtol, atol=atol).outputs(run, nonideal, seed)["x_volt"].numpy()
+
+
+def surrogate_trajectories(spec: IntegratorSpec, run: IntegratorRun, x0_volt: np.ndarray, nonideal=None,
+                           seed: int = 0, *, rtol: float = 1e-7, atol: float = 1e-9) -> np.ndarray:
+    """x_volt (n_points, batch, n_states) of `run` from each initial state x0_volt (batch, n_states),
+    all on the same realized circuit, in one batched `odeint` call."""
+    from ..surrogates import surrogate
+
+    x0 = np.asarray(x0_volt, dtype=np.float64)
+    if x0.ndim != 2 or x0.shape[1] != spec.n_states:
+        raise SpecError(f"x0_volt must be (batch, {spec.n_states}) volts, got shape {x0.shape}")
+    with torch.no_grad():
+        return surrogate(spec, rtol=rtol, atol=atol).trajectory(run, nonideal, seed, x0_volt=x0)["x_volt"].numpy()
