@@ -102,11 +102,13 @@ class DegradationReport:
             x = np.array([float(r.value) for r in rows])
             ax.errorbar(x, [r.mean for r in rows], yerr=[r.std for r in rows], fmt="o-", capsize=3)
             ax.axhline(self.ideal, color="k", ls="--", lw=0.9, label="ideal")
-            if np.all(x > 0) and x.max() / x.min() >= 20:
+            if np.all(x > 0) and x.max() / x.min() >= 10:
                 ax.set_xscale("log")
             means = np.array([r.mean for r in rows] + [self.ideal])
             if np.all(means > 0) and means.max() / means.min() >= 30:
                 ax.set_yscale("log")  # one broken point (an unstable loop) must not flatten the others
+            else:
+                ax.set_ylim(bottom=0, top=1.15 * max(means.max(), 1e-300))  # from 0: no zoomed-in noise
             ax.set_xlabel(_axis_label(name))
             ax.grid(alpha=0.3)
         axes[0].set_ylabel(self.metric_name)
@@ -131,6 +133,11 @@ def _axis_label(name: str) -> str:
 
 def _fmt(value: Any) -> Any:
     return float(value) if isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) else value
+
+
+def _std(values: Sequence[float]) -> float:
+    """Population std; exactly 0 when every seed gave the same value (a deterministic point)."""
+    return 0.0 if max(values) == min(values) else float(np.std(values))
 
 
 def degradation_grid(metric: Metric, spec: Any, grid: Mapping[str, Sequence[Any]], *,
@@ -175,9 +182,8 @@ def degradation_grid(metric: Metric, spec: Any, grid: Mapping[str, Sequence[Any]
         rows = []
         for name, value, s, ni in points:
             vals = evaluate(s, ni)
-            rows.append(DegradationRow(field=name, value=value, mean=float(np.mean(vals)), std=float(np.std(vals)),
-                                       values=vals))
+            rows.append(DegradationRow(field=name, value=value, mean=float(np.mean(vals)), std=_std(vals), values=vals))
     finally:
         bar.close()
-    return DegradationReport(metric_name=metric_name, ideal=float(np.mean(ref)), ideal_std=float(np.std(ref)),
+    return DegradationReport(metric_name=metric_name, ideal=float(np.mean(ref)), ideal_std=_std(ref),
                              rows=tuple(rows), seeds=seeds)
