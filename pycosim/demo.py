@@ -139,7 +139,6 @@ def _diffusion_section(rep: Report, out: Path, engine: str, progress: bool) -> N
     from .blocks.integrator import IntegratorSpec
     from .networks.diffusion import kl_divergence_2d, ring_data, sample_probability_flow, train_score_model
     from .networks.on_integrator import probability_flow_run, prior_samples, sample_on_integrator
-    from .surrogates.integrator import IntegratorModel
 
     amp = OpAmpSpec(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
     data = ring_data(5000, seed=0)
@@ -154,8 +153,7 @@ def _diffusion_section(rep: Report, out: Path, engine: str, progress: bool) -> N
     samples = {"ideal ODE": sample_probability_flow(model, n_samples=n, seed=3, method="dopri5")}
     for label, spec, nonideal in (("ideal circuit", ideal_spec, None), ("GBW 10 MHz, A0 1e5", real_spec, None),
                                   ("variation σ = 10 %", ideal_spec, Nonidealities(variation_sigma=0.1))):
-        samples[label] = sample_on_integrator(model, spec, n_samples=n, seed=3, nonideal=nonideal,
-                                              surrogate_model=IntegratorModel(spec, rtol=1e-5, atol=1e-7))
+        samples[label] = sample_on_integrator(model, spec, n_samples=n, seed=3, nonideal=nonideal)
     kl = {label: kl_divergence_2d(x, data) for label, x in samples.items()}
     rep.section("Score-based diffusion on the analog loop",
                 "A 2-14-14-2 ReLU score network (VP-SDE, β 0.001…0.5, 14-channel time embedding, trained with "

@@ -39,27 +39,48 @@ def grid_points(grid: Mapping[str, Sequence[Any]] | None) -> list[dict[str, Any]
     return [dict(zip(grid, combo)) for combo in itertools.product(*grid.values())]
 
 
-def apply_point(case: Case, point: Mapping[str, Any]) -> Case:
-    """`case` with spec fields (dotted for nested specs: `opamp.gbw_hz`) and nonidealities replaced."""
+def grid_fields(spec: Any) -> tuple[str, ...]:
+    """Every name a grid may vary for `spec`: its fields, `head.tail` for nested specs, Nonidealities fields."""
+    names: list[str] = []
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            names += [f.name] + [f"{f.name}.{g.name}" for g in dataclasses.fields(value)]
+        else:
+            names.append(f.name)
+    return tuple(names) + tuple(f.name for f in dataclasses.fields(Nonidealities))
+
+
+def apply_fields(spec: Any, nonideal: Nonidealities, point: Mapping[str, Any]) -> tuple[Any, Nonidealities]:
+    """(spec, nonideal) with the point's fields replaced: spec fields (dotted for nested specs,
+    `opamp.gbw_hz`) and Nonidealities fields. Unknown names raise SpecError listing the allowed
+    ones; out-of-range values raise the spec's own SpecError."""
+    allowed = grid_fields(spec)
     spec_kw: dict[str, Any] = {}
     nested: dict[str, dict[str, Any]] = {}
     ni_kw: dict[str, Any] = {}
-    spec_fields = {f.name for f in dataclasses.fields(case.spec)}
+    spec_fields = {f.name for f in dataclasses.fields(spec)}
     ni_fields = {f.name for f in dataclasses.fields(Nonidealities)}
     for name, value in point.items():
-        head, _, tail = name.partition(".")
-        if tail and head in spec_fields:
+        head, _, tail = str(name).partition(".")
+        if name not in allowed:
+            raise SpecError(f"grid field {name!r} is neither a {type(spec).__name__} field nor a Nonidealities "
+                            f"field; allowed: {', '.join(allowed)}")
+        if tail:
             nested.setdefault(head, {})[tail] = value
         elif name in spec_fields:
             spec_kw[name] = value
         elif name in ni_fields:
             ni_kw[name] = value
-        else:
-            raise SpecError(f"grid field {name!r} is neither a {type(case.spec).__name__} field nor a "
-                            f"Nonidealities field")
     for head, kw in nested.items():
-        spec_kw[head] = replace(getattr(case.spec, head), **kw)
-    return Case(replace(case.spec, **spec_kw), case.stimulus, replace(case.nonideal, **ni_kw), case.seed)
+        spec_kw[head] = replace(getattr(spec, head), **kw)
+    return replace(spec, **spec_kw), replace(nonideal, **ni_kw)
+
+
+def apply_point(case: Case, point: Mapping[str, Any]) -> Case:
+    """`case` with spec fields (dotted for nested specs: `opamp.gbw_hz`) and nonidealities replaced."""
+    spec, nonideal = apply_fields(case.spec, case.nonideal, point)
+    return Case(spec, case.stimulus, nonideal, case.seed)
 
 
 @dataclass

@@ -10,17 +10,12 @@ import pycosim as pc
 from pycosim.metrics import nrmse
 from pycosim.networks.diffusion import kl_divergence_2d, ring_data, sample_probability_flow
 from pycosim.networks.on_integrator import probability_flow_run, prior_samples, sample_on_integrator
-from pycosim.surrogates.integrator import IntegratorModel
 
 AMP_10MHZ = pc.OpAmpSpec(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
 
 
 def _spec(opamp=pc.OpAmpSpec()) -> pc.IntegratorSpec:
     return pc.IntegratorSpec(n_states=2, n_hidden=14, n_hidden2=14, activation="relu", opamp=opamp)
-
-
-def _fast(spec):
-    return IntegratorModel(spec, rtol=1e-5, atol=1e-7)
 
 
 @pytest.mark.parametrize("opamp, bound", [(pc.OpAmpSpec(), 1e-3), (AMP_10MHZ, 0.03)])
@@ -49,11 +44,11 @@ def test_generated_ring_ideal_vs_nonideal_on_the_surrogate(score_training):
     (samples within 1 mV); GBW 10 MHz and 10 % device variation shift the samples and change the KL."""
     model, data = score_training.model, ring_data(5000, seed=0)
     ode = sample_probability_flow(model, n_samples=2000, seed=3, method="dopri5")
-    ideal = sample_on_integrator(model, _spec(), n_samples=2000, seed=3, surrogate_model=_fast(_spec()))
+    ideal = sample_on_integrator(model, _spec(), n_samples=2000, seed=3)
     assert np.mean(np.abs(ideal - ode)) < 1e-3
     kl_ode, kl_ideal = kl_divergence_2d(ode, data), kl_divergence_2d(ideal, data)
     assert abs(kl_ideal - kl_ode) < 0.05, (kl_ode, kl_ideal)
-    varied = sample_on_integrator(model, _spec(), n_samples=2000, seed=3, surrogate_model=_fast(_spec()),
+    varied = sample_on_integrator(model, _spec(), n_samples=2000, seed=3,
                                   nonideal=pc.Nonidealities(variation_sigma=0.2))
     # device variation moves the generated points by tens of mV and spoils the ring
     assert np.mean(np.abs(varied - ode)) > 0.02

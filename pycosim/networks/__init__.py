@@ -15,7 +15,24 @@ from .diffusion import (
     sample_reverse_sde,
     train_score_model,
 )
-from .hp_memristor import DigitalTwin, HPMemristorData, hp_memristor_data, hp_memristor_deck, train_digital_twin
+from .degradation import DegradationReport, DegradationRow, degradation_grid
+from .hp_memristor import (
+    DigitalTwin,
+    HPMemristorData,
+    hp_memristor_data,
+    hp_memristor_deck,
+    train_digital_twin,
+    twin_degradation,
+    twin_metric,
+)
+from .lorenz96 import (
+    LORENZ96_LYAPUNOV_TIME,
+    Lorenz96Twin,
+    lorenz96_degradation,
+    lorenz96_metric,
+    prediction_windows,
+    train_lorenz96_twin,
+)
 from .neural_ode import (
     LORENZ96_VOLT_PER_UNIT,
     ContractODE,
@@ -23,6 +40,7 @@ from .neural_ode import (
     SampledInputs,
     TrainHistory,
     extrapolation_error,
+    fit_vector_field,
     lorenz96_data,
     nrmse,
     simulate_ode,
@@ -30,7 +48,10 @@ from .neural_ode import (
 )
 
 __all__ = [
-    "LORENZ96_VOLT_PER_UNIT", "ContractODE", "DigitalTwin", "HPMemristorData", "Lorenz96Data", "SampledInputs",
+    "LORENZ96_LYAPUNOV_TIME", "LORENZ96_VOLT_PER_UNIT", "ContractODE", "DegradationReport", "DegradationRow",
+    "DigitalTwin", "HPMemristorData", "Lorenz96Data", "Lorenz96Twin", "SampledInputs", "degradation_grid",
+    "fit_vector_field", "lorenz96_degradation", "lorenz96_metric", "prediction_windows", "train_lorenz96_twin",
+    "twin_degradation", "twin_metric",
     "ScoreMLP", "ScoreTraining", "TrainHistory", "VPSchedule", "extrapolation_error", "hp_memristor_data",
     "hp_memristor_deck", "kl_divergence_2d", "lorenz96_data", "nrmse", "probability_flow_drift",
     "reverse_sde_drift", "ring_data", "sample_probability_flow", "sample_reverse_sde", "simulate_ode",

@@ -154,3 +154,29 @@ def train_digital_twin(data: HPMemristorData | None = None, *, train_fraction: f
     err, pred = extrapolation_error(model, t, x, split, u)
     return DigitalTwin(model=model, history=hist, split=split, train_nrmse=train_err, extrapolation_nrmse=err,
                        x_pred_volt=pred, wall_s=time.perf_counter() - t0)
+
+
+def twin_metric(twin: DigitalTwin, data: HPMemristorData, *, rtol: float = 1e-5, atol: float = 1e-7):
+    """metric(spec, nonideal, seed) -> extrapolation NRMSE of the twin run on the integrator surrogate
+    of `spec` (from the true state at the split, driven by the recorded drive) against the SPICE
+    memristor state over [split:]."""
+    from .neural_ode import nrmse
+    from .on_integrator import surrogate_trajectory, to_integrator_run
+
+    s = twin.split
+    t, u, x_true = data.t_periods[s:], data.v_drive_volt[s:, None], data.x_volt[s:]
+
+    def metric(spec, nonideal, seed) -> float:
+        run = to_integrator_run(twin.model, spec, [x_true[0]], t, u)
+        return nrmse(surrogate_trajectory(spec, run, nonideal, seed, rtol=rtol, atol=atol)[:, 0], x_true)
+
+    return metric
+
+
+def twin_degradation(twin: DigitalTwin, data: HPMemristorData, spec, grid, *, seeds=(0,), progress: bool = True):
+    """`degradation_grid` of the twin's extrapolation NRMSE (vs the SPICE memristor) on the integrator
+    surrogate: the ideal circuit, then each grid field alone (see `networks.degradation`)."""
+    from .degradation import degradation_grid
+
+    return degradation_grid(twin_metric(twin, data), spec, grid, seeds=seeds, progress=progress,
+                            metric_name="extrapolation NRMSE")

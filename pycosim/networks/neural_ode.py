@@ -233,6 +233,57 @@ def train_neural_ode(model: ContractODE, t, x_true, inputs=None, *, epochs: int 
                                       n_segments=int(starts.size), method=method, seed=seed))
 
 
+def fit_vector_field(model: ContractODE, t, x_true, inputs=None, *, iters: int = 3000, lr: float = 1e-2,
+                     lr_decay: float = 0.01, seed: int = 0, progress: bool = True) -> TrainHistory:
+    """Fit `model` to a sampled trajectory by gradient matching: regress dx/dt on x, full batch, Adam.
+
+    t: (n,) uniform grid; x_true: (n, n_states) volts; inputs: (n, n_inputs) volts or None. The
+    targets are second-order central differences of x_true (np.gradient), so the fit never
+    integrates: thousands of steps cost seconds, where multiple shooting costs minutes. Use it
+    alone for smooth, well-sampled records, or to start `train_neural_ode`. The learning rate
+    decays exponentially to lr·lr_decay. Seeded; `loss` is the field's MSE in (V / time unit)².
+    """
+    t_np = check_array("fit_vector_field", "t", t, (None,), "")
+    x_np = check_array("fit_vector_field", "x_true", x_true, (t_np.size, model.n_states), "V")
+    check_range("fit_vector_field", "iters", iters, 1, 10**7, integer=True)
+    _uniform_grid("fit_vector_field", t_np)
+    if t_np.size < 3:
+        raise SpecError("fit_vector_field: need at least 3 samples for central differences")
+    dtype = torch.get_default_dtype()
+    x_t = torch.tensor(x_np, dtype=dtype)
+    dxdt = torch.tensor(np.gradient(x_np, t_np, axis=0, edge_order=2), dtype=dtype)
+    t0_t = torch.tensor(float(t_np[0]), dtype=dtype)
+    full = None
+    if model.n_inputs:
+        if inputs is None:
+            raise SpecError("fit_vector_field: the model has n_inputs > 0, so pass `inputs` (n, n_inputs)")
+        full = SampledInputs(t_np, check_array("fit_vector_field", "inputs", np.asarray(inputs).reshape(t_np.size, -1),
+                                               (t_np.size, model.n_inputs), "V"))
+        model.inputs = full.with_offsets(t_np - t_np[0])   # sample b reads u at its own time
+    torch.manual_seed(seed)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay ** (1.0 / iters))
+    losses = np.empty(iters)
+    from tqdm.auto import trange
+    t_start = time.perf_counter()
+    bar = trange(iters, desc="vector field", disable=not progress, leave=False)
+    try:
+        for it in bar:
+            opt.zero_grad()
+            loss = torch.mean((model(t0_t, x_t) - dxdt) ** 2)
+            loss.backward()
+            opt.step()
+            sched.step()
+            losses[it] = loss.item()
+            if progress and it % 100 == 0:
+                bar.set_postfix(mse=f"{losses[it]:.3g}")
+    finally:
+        if full is not None:
+            model.inputs = full
+    return TrainHistory(loss=losses, wall_s=time.perf_counter() - t_start,
+                        settings=dict(method="gradient matching", iters=iters, lr=lr, lr_decay=lr_decay, seed=seed))
+
+
 def nrmse(pred, true) -> float:
     """Root-mean-square error over all samples and states, divided by the range of `true`."""
     pred, true = np.asarray(pred, dtype=np.float64), np.asarray(true, dtype=np.float64)
