@@ -169,3 +169,35 @@ def test_second_layer_fields_are_checked():
     with pytest.raises(pc.SpecError, match="w_u_mid reads the layer-1 inputs"):
         pc.IntegratorRun(w_in=run.w_in, b_in=run.b_in, w_mid=run.w_mid, b_mid=run.b_mid, w_u_mid=run.w_u_mid,
                          w_out=run.w_out, b_out=run.b_out, x0_volt=run.x0_volt, t_stop_s=run.t_stop_s)
+
+
+def test_a_diverging_loop_is_an_error_in_the_surrogate_and_a_warning_in_spice():
+    """dx/dt = 100·x/τ with ideal op-amps (no rails): the surrogate refuses with a SpecError naming the cause
+    (never NaN); SPICE clamps at the ideal op-amp's ±1 kV stand-in rail and warns when it got there:
+    x grows as 0.1 V·e^(100 t/τ) to 100 V (0.69 µs), where the hidden stage h = 10·x saturates at 1 kV,
+    then ramps at 10·1 kV/τ to 1 kV (0.9 µs more): 1.59 µs."""
+    spec = pc.IntegratorSpec(n_states=1, n_hidden=1, activation="linear")
+    run = pc.IntegratorRun(w_in=[[10.0]], b_in=[0.0], w_out=[[10.0]], b_out=[0.0], x0_volt=[0.1],
+                           t_stop_s=100 * spec.tau_s, n_points=11)
+    with pytest.raises(pc.SpecError, match="diverges .* no rails"):
+        pc.surrogate(spec).outputs(run)
+    with pytest.warns(RuntimeWarning, match=r"stand-in rail 1000 V at t = 1\.5\d+e-06 s"):
+        pc.simulate(spec, run)
+    # with 10 MHz op-amps the same loop is as fast as its op-amps: SPICE warns that the rail comes almost
+    # at once, the surrogate that its first-order GBW lag model has left its range
+    railed = pc.IntegratorSpec(n_states=1, n_hidden=1, activation="linear", opamp=AMP_10MHZ)
+    with pytest.warns(RuntimeWarning, match="would reach the op-amp rail after 2.4e-06 s"):
+        pc.simulate(railed, run)
+    with pytest.warns(RuntimeWarning, match="as fast as its op-amps"):
+        _x(pc.surrogate(railed), run)
+
+
+def test_a_growing_loop_stops_at_the_rails_in_both_worlds():
+    """dx/dt = 2.25·x/τ with ±2.5 V rails: SPICE saturates at 2.4997 V; the surrogate's soft stop within 15 mV."""
+    spec = pc.IntegratorSpec(n_states=1, n_hidden=1, activation="linear", opamp=AMP_10MHZ)
+    run = pc.IntegratorRun(w_in=[[1.5]], b_in=[0.0], w_out=[[1.5]], b_out=[0.0], x0_volt=[0.1],
+                           t_stop_s=4 * spec.tau_s, n_points=41)
+    spice = pc.simulate(spec, run).outputs["x_volt"][:, 0]
+    sur = _x(pc.surrogate(spec), run)[:, 0]
+    assert abs(spice[-1] - 2.5) < 2e-3 and abs(sur[-1] - 2.5) < 0.015, (spice[-1], sur[-1])
+    assert nrmse(sur, spice) < 0.02

@@ -112,6 +112,11 @@ def test_degradation_grid_ideal_row_is_the_metric_at_the_ideal_spec(l96_twin):
     assert var.mean > 1.2 * rep.ideal and var.std > 0 and len(var.values) == 3
     assert rep.fields == ("opamp.gbw_hz", "variation_sigma")
     assert "(ideal)" in rep.table() and "variation_sigma" in rep.to_markdown()
+    # at 10 MHz this loop is as fast as its op-amps: the surrogate's warning lands in the report, not on stderr
+    gbw = rep.row("opamp.gbw_hz", 1e7)
+    assert len(gbw.warnings) == 1 and "as fast as its op-amps" in gbw.warnings[0]
+    assert not rep.ideal_warnings and not var.warnings
+    assert "[1] IntegratorModel: the loop is about as fast" in rep.table() and "\n\n[1] " in rep.to_markdown()
     fig = rep.plot()
     assert isinstance(fig, Figure) and len(fig.axes) == 2
 

@@ -501,6 +501,21 @@ def _after_release(t: np.ndarray, y: np.ndarray, t_rel: float) -> tuple[np.ndarr
     return np.concatenate([[0.0], t[keep] - t_rel]), np.vstack([y0[None], y[keep]])
 
 
+def _warn_if_stand_in_rails_hit(spec: IntegratorSpec, t_s: np.ndarray, x_volt: np.ndarray) -> None:
+    """An ideal op-amp has ±1 kV stand-in rails in the deck: a state that reaches them means the loop's
+    ODE diverged, and the clamped trajectory is not a circuit answer."""
+    amp, mp = spec.opamp, spec.opamp.macro_params()
+    for infinite, limit, side in ((not math.isfinite(amp.v_rail_pos_volt), mp["vpos"], x_volt >= 0.99 * mp["vpos"]),
+                                  (not math.isfinite(amp.v_rail_neg_volt), mp["vneg"], x_volt <= 0.99 * mp["vneg"])):
+        if infinite and side.any():
+            i, k = np.argwhere(side)[0]
+            warnings.warn(f"IntegratorRun: state {k} reached the ideal op-amp's stand-in rail {limit:g} V at "
+                          f"t = {t_s[i]:.3g} s: the loop's ODE diverges and the trajectory after that is clamped, "
+                          "not physical; scale the weights down, shorten t_stop_s or give the op-amps rails",
+                          RuntimeWarning, stacklevel=4)
+            return
+
+
 def observe(spec: IntegratorSpec, run: IntegratorRun, prep: Prepared, plots: Sequence[Sequence[Plot]]):
     """Resample states and activations on the uniform output grid; supply-energy estimate.
 
@@ -529,6 +544,7 @@ def observe(spec: IntegratorSpec, run: IntegratorRun, prep: Prepared, plots: Seq
     ts, sig = _after_release(t, np.hstack([x, hv, i_amp, p_src[:, None]]), t_rel)
     xs, hs, ia, ps = sig[:, :n], sig[:, n:n + h + h2], sig[:, n + h + h2:-1], sig[:, -1]
     swing = float(max(np.max(np.abs(xs)), np.max(np.abs(hs))))
+    _warn_if_stand_in_rails_hit(spec, ts, xs)
     v_pos = spec.opamp.v_rail_pos_volt if math.isfinite(spec.opamp.v_rail_pos_volt) else swing
     v_neg = -spec.opamp.v_rail_neg_volt if math.isfinite(spec.opamp.v_rail_neg_volt) else swing
     p_amp = np.sum(np.where(ia > 0, ia * v_pos, -ia * v_neg), axis=1)

@@ -12,6 +12,7 @@ ideal, and beside it the metric under each nonideality.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
@@ -35,6 +36,7 @@ class DegradationRow:
     mean: float
     std: float
     values: tuple[float, ...]
+    warnings: tuple[str, ...] = ()   # distinct warnings raised while evaluating this point
 
 
 @dataclass(frozen=True)
@@ -46,6 +48,7 @@ class DegradationReport:
     ideal_std: float
     rows: tuple[DegradationRow, ...]
     seeds: tuple[int, ...]
+    ideal_warnings: tuple[str, ...] = ()
 
     @property
     def fields(self) -> tuple[str, ...]:
@@ -67,14 +70,23 @@ class DegradationReport:
         return max(rows, key=lambda r: r.mean)
 
     def _records(self) -> list[list[Any]]:
-        out = [["(ideal)", "", self.ideal, self.ideal_std, 1.0]]
+        notes = self._notes()
+        out = [["(ideal)", "", self.ideal, self.ideal_std, 1.0, _marks(self.ideal_warnings, notes)]]
         for r in self.rows:
             ratio = r.mean / self.ideal if self.ideal else math.inf
-            out.append([r.field, _fmt(r.value), r.mean, r.std, ratio])
+            out.append([r.field, _fmt(r.value), r.mean, r.std, ratio, _marks(r.warnings, notes)])
         return out
 
+    def _notes(self) -> list[str]:
+        """Every distinct warning of the report, numbered in order of appearance."""
+        return list(dict.fromkeys([*self.ideal_warnings, *(w for r in self.rows for w in r.warnings)]))
+
+    def _footer(self) -> str:
+        return "".join(f"\n[{k + 1}] {w}" for k, w in enumerate(self._notes()))
+
     def _header(self) -> list[str]:
-        return ["field", "value", f"{self.metric_name} (mean)", f"std over {len(self.seeds)} seed(s)", "× ideal"]
+        return ["field", "value", f"{self.metric_name} (mean)", f"std over {len(self.seeds)} seed(s)", "× ideal",
+                "warnings"]
 
     def table(self) -> str:
         """A plain-text table: ideal row first, then one row per (field, value)."""
@@ -83,11 +95,11 @@ class DegradationReport:
         widths = [max(len(h), *(len(b[i]) for b in body)) for i, h in enumerate(head)]
         lines = ["  ".join(h.ljust(w) for h, w in zip(head, widths))]
         lines += ["  ".join(c.ljust(w) for c, w in zip(b, widths)) for b in body]
-        return "\n".join(lines)
+        return "\n".join(lines) + self._footer()
 
     def to_markdown(self) -> str:
-        """The same table in GitHub Markdown."""
-        return markdown_table(self._header(), self._records()) + "\n"
+        """The same table in GitHub Markdown, the warnings numbered below it."""
+        return markdown_table(self._header(), self._records()) + "\n" + self._footer().replace("\n[", "\n\n[") + "\n"
 
     def plot(self, title: str = ""):
         """Metric vs each field's value (one panel per field, error bars = std over seeds); the
@@ -131,6 +143,11 @@ def _axis_label(name: str) -> str:
     return name
 
 
+def _marks(row_warnings: Sequence[str], notes: list[str]) -> str:
+    """Footnote numbers of a row's warnings, e.g. "[1] [3]"."""
+    return " ".join(f"[{notes.index(w) + 1}]" for w in row_warnings)
+
+
 def _fmt(value: Any) -> Any:
     return float(value) if isinstance(value, (int, float, np.floating)) and not isinstance(value, bool) else value
 
@@ -167,23 +184,28 @@ def degradation_grid(metric: Metric, spec: Any, grid: Mapping[str, Sequence[Any]
 
     bar = tqdm(total=(1 + len(points)) * len(seeds), desc="degradation", disable=not progress, leave=False)
 
-    def evaluate(s, ni) -> tuple[float, ...]:
+    def evaluate(s, ni) -> tuple[tuple[float, ...], tuple[str, ...]]:
+        """The metric per seed, and the distinct warnings it raised (kept for the report, not printed)."""
         out = []
-        for seed in seeds:
-            value = float(metric(s, ni, seed))
-            if not math.isfinite(value):
-                raise SpecError(f"degradation_grid: the metric returned {value} (seed {seed}); a metric must be finite")
-            out.append(value)
-            bar.update(1)
-        return tuple(out)
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always")
+            for seed in seeds:
+                value = float(metric(s, ni, seed))
+                if not math.isfinite(value):
+                    raise SpecError(f"degradation_grid: the metric returned {value} (seed {seed}); "
+                                    "a metric must be finite")
+                out.append(value)
+                bar.update(1)
+        return tuple(out), tuple(dict.fromkeys(str(w.message) for w in caught))
 
     try:
-        ref = evaluate(spec, nonideal)
+        ref, ref_warn = evaluate(spec, nonideal)
         rows = []
         for name, value, s, ni in points:
-            vals = evaluate(s, ni)
-            rows.append(DegradationRow(field=name, value=value, mean=float(np.mean(vals)), std=_std(vals), values=vals))
+            vals, warn = evaluate(s, ni)
+            rows.append(DegradationRow(field=name, value=value, mean=float(np.mean(vals)), std=_std(vals), values=vals,
+                                       warnings=warn))
     finally:
         bar.close()
     return DegradationReport(metric_name=metric_name, ideal=float(np.mean(ref)), ideal_std=_std(ref),
-                             rows=tuple(rows), seeds=seeds)
+                             rows=tuple(rows), seeds=seeds, ideal_warnings=ref_warn)
