@@ -65,3 +65,16 @@ def score_training():
     from pycosim.networks.diffusion import ring_data, train_score_model
 
     return train_score_model(ring_data(5000, seed=0), steps=1500, seed=0, progress=False)
+
+
+REALISTIC_OPAMP = dict(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
+
+
+@pytest.fixture(scope="session")
+def calibrated_relu_loop():
+    """The ReLU integrator surrogate calibrated to SPICE on 10 MHz op-amps (4 random loops, ~15 s)."""
+    import pycosim as pc
+    from pycosim.networks.on_integrator import calibrate_loop
+
+    spec = pc.IntegratorSpec(n_states=2, n_hidden=6, activation="relu", opamp=pc.OpAmpSpec(**REALISTIC_OPAMP))
+    return calibrate_loop(spec, n_cases=4, max_iter=10, progress=False)

@@ -156,10 +156,11 @@ def train_digital_twin(data: HPMemristorData | None = None, *, train_fraction: f
                        x_pred_volt=pred, wall_s=time.perf_counter() - t0)
 
 
-def twin_metric(twin: DigitalTwin, data: HPMemristorData, *, rtol: float = 1e-5, atol: float = 1e-7):
+def twin_metric(twin: DigitalTwin, data: HPMemristorData, *, rtol: float = 1e-5, atol: float = 1e-7,
+                calibrated=None):
     """metric(spec, nonideal, seed) -> extrapolation NRMSE of the twin run on the integrator surrogate
     of `spec` (from the true state at the split, driven by the recorded drive) against the SPICE
-    memristor state over [split:]."""
+    memristor state over [split:]; `calibrated`: a fitted IntegratorModel (`calibrate_loop`)."""
     from .neural_ode import nrmse
     from .on_integrator import surrogate_trajectory, to_integrator_run
 
@@ -168,15 +169,17 @@ def twin_metric(twin: DigitalTwin, data: HPMemristorData, *, rtol: float = 1e-5,
 
     def metric(spec, nonideal, seed) -> float:
         run = to_integrator_run(twin.model, spec, [x_true[0]], t, u)
-        return nrmse(surrogate_trajectory(spec, run, nonideal, seed, rtol=rtol, atol=atol)[:, 0], x_true)
+        return nrmse(surrogate_trajectory(spec, run, nonideal, seed, rtol=rtol, atol=atol,
+                                          calibrated=calibrated)[:, 0], x_true)
 
     return metric
 
 
-def twin_degradation(twin: DigitalTwin, data: HPMemristorData, spec, grid, *, seeds=(0,), progress: bool = True):
+def twin_degradation(twin: DigitalTwin, data: HPMemristorData, spec, grid, *, seeds=(0,), progress: bool = True,
+                     calibrated=None):
     """`degradation_grid` of the twin's extrapolation NRMSE (vs the SPICE memristor) on the integrator
     surrogate: the ideal circuit, then each grid field alone (see `networks.degradation`)."""
     from .degradation import degradation_grid
 
-    return degradation_grid(twin_metric(twin, data), spec, grid, seeds=seeds, progress=progress,
+    return degradation_grid(twin_metric(twin, data, calibrated=calibrated), spec, grid, seeds=seeds, progress=progress,
                             metric_name="extrapolation NRMSE")

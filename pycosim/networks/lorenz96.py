@@ -132,9 +132,10 @@ def predict_windows(model: ContractODE, data: Lorenz96Data, starts: np.ndarray, 
     return pred.double().numpy()
 
 
-def lorenz96_metric(twin: Lorenz96Twin, *, rtol: float = 1e-5, atol: float = 1e-7):
+def lorenz96_metric(twin: Lorenz96Twin, *, rtol: float = 1e-5, atol: float = 1e-7, calibrated=None):
     """metric(spec, nonideal, seed) -> NRMSE of the twin run on the integrator surrogate of `spec`
-    (every window in one batched call) against the scipy ground truth."""
+    (every window in one batched call) against the scipy ground truth; `calibrated`: a fitted
+    IntegratorModel (`calibrate_loop`)."""
     from .on_integrator import surrogate_trajectories, to_integrator_run
 
     true = twin.x_true_volt
@@ -142,15 +143,15 @@ def lorenz96_metric(twin: Lorenz96Twin, *, rtol: float = 1e-5, atol: float = 1e-
 
     def metric(spec, nonideal, seed) -> float:
         run = to_integrator_run(twin.model, spec, x0[0], twin.t_window)
-        x = surrogate_trajectories(spec, run, x0, nonideal, seed, rtol=rtol, atol=atol)
+        x = surrogate_trajectories(spec, run, x0, nonideal, seed, rtol=rtol, atol=atol, calibrated=calibrated)
         return nrmse(x, true)
 
     return metric
 
 
-def lorenz96_degradation(twin: Lorenz96Twin, spec, grid, *, seeds=(0,), progress: bool = True):
+def lorenz96_degradation(twin: Lorenz96Twin, spec, grid, *, seeds=(0,), progress: bool = True, calibrated=None):
     """`degradation_grid` of the twin's 1-Lyapunov-time prediction NRMSE on the integrator surrogate."""
     from .degradation import degradation_grid
 
-    return degradation_grid(lorenz96_metric(twin), spec, grid, seeds=seeds, progress=progress,
+    return degradation_grid(lorenz96_metric(twin, calibrated=calibrated), spec, grid, seeds=seeds, progress=progress,
                             metric_name="prediction NRMSE")

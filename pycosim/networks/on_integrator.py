@@ -45,27 +45,64 @@ def to_integrator_run(model, spec: IntegratorSpec, x0_volt: np.ndarray, t_model:
                          n_points=int(n_points or t.size), **kw)
 
 
-def surrogate_trajectory(spec: IntegratorSpec, run: IntegratorRun, nonideal=None, seed: int = 0, *,
-                         rtol: float = 1e-7, atol: float = 1e-9) -> np.ndarray:
-    """x_volt (n_points, n_states) of `run` on the integrator surrogate (dopri5 at rtol, atol;
-    1e-5/1e-7 is ~3× faster and moves a twin's trajectory by < 0.1 % NRMSE)."""
+def loop_model(spec: IntegratorSpec, calibrated=None, *, rtol: float = 1e-7, atol: float = 1e-9):
+    """The integrator surrogate for `spec` at the given solver tolerances: the nominal one, or a calibrated
+    model's (`Calibration.model`) fitted physics carried over where `spec` matches its circuit."""
     from ..surrogates import surrogate
 
+    if calibrated is None:
+        return surrogate(spec, rtol=rtol, atol=atol)
+    model = calibrated.for_spec(spec)
+    model.rtol, model.atol = rtol, atol
+    return model
+
+
+def surrogate_trajectory(spec: IntegratorSpec, run: IntegratorRun, nonideal=None, seed: int = 0, *,
+                         rtol: float = 1e-7, atol: float = 1e-9, calibrated=None) -> np.ndarray:
+    """x_volt (n_points, n_states) of `run` on the integrator surrogate (dopri5 at rtol, atol;
+    1e-5/1e-7 is ~3× faster and moves a twin's trajectory by < 0.1 % NRMSE); `calibrated`: a fitted
+    IntegratorModel whose physics to use (see `loop_model`)."""
     with torch.no_grad():
-        return surrogate(spec, rtol=rtol, atol=atol).outputs(run, nonideal, seed)["x_volt"].numpy()
+        return loop_model(spec, calibrated, rtol=rtol, atol=atol).outputs(run, nonideal, seed)["x_volt"].numpy()
 
 
 def surrogate_trajectories(spec: IntegratorSpec, run: IntegratorRun, x0_volt: np.ndarray, nonideal=None,
-                           seed: int = 0, *, rtol: float = 1e-7, atol: float = 1e-9) -> np.ndarray:
+                           seed: int = 0, *, rtol: float = 1e-7, atol: float = 1e-9, calibrated=None) -> np.ndarray:
     """x_volt (n_points, batch, n_states) of `run` from each initial state x0_volt (batch, n_states),
     all on the same realized circuit, in one batched `odeint` call."""
-    from ..surrogates import surrogate
-
     x0 = np.asarray(x0_volt, dtype=np.float64)
     if x0.ndim != 2 or x0.shape[1] != spec.n_states:
         raise SpecError(f"x0_volt must be (batch, {spec.n_states}) volts, got shape {x0.shape}")
     with torch.no_grad():
-        return surrogate(spec, rtol=rtol, atol=atol).trajectory(run, nonideal, seed, x0_volt=x0)["x_volt"].numpy()
+        model = loop_model(spec, calibrated, rtol=rtol, atol=atol)
+        return model.trajectory(run, nonideal, seed, x0_volt=x0)["x_volt"].numpy()
+
+
+def calibrate_loop(spec: IntegratorSpec, *, n_cases: int = 6, n_hidden: int = 6, t_stop_tau: float = 5.0,
+                   store=None, seed: int = 0, max_iter: int = 12, progress: bool = True):
+    """Fit the integrator surrogate's physics (τ, A0, GBW-lag scale, the activation's curve) to SPICE
+    transients of `n_cases` random stable loops of 2–4 states on `spec`'s op-amps and activation
+    (one third held out; store: an HDF5 path to keep the runs, else in memory); returns the
+    `Calibration` (model, report). The physics is per unit, so
+    the fitted model then runs networks of any size (`calibrated=` in this module's functions)."""
+    from dataclasses import replace
+
+    from ..blocks.integrator import example_run
+    from ..calibrate import calibrate
+    from ..simulate import simulate
+    from ..sweep import Case, sweep
+
+    check_range("calibrate_loop", "n_cases", n_cases, 2, 10_000, integer=True)
+    cases = []
+    for k in range(n_cases):
+        s = replace(spec, n_states=2 + k % 3, n_hidden=n_hidden, n_hidden2=0)
+        cases.append(Case(s, example_run(s, seed=seed + 100 + k, t_stop_tau=t_stop_tau, n_points=61), seed=k))
+    if store is None:  # in memory: (case, SPICE result) pairs
+        runs = [(c, simulate(c.spec, c.stimulus, c.nonideal, c.seed)) for c in cases]
+    else:              # stored and resumable
+        runs = sweep(cases, store=store, progress=progress)
+    design = replace(spec, n_states=2, n_hidden=n_hidden, n_hidden2=0)
+    return calibrate(design, runs, holdout=1 / 3, seed=seed, max_iter=max_iter, progress=progress)
 
 
 def probability_flow_run(model: ScoreMLP, spec: IntegratorSpec, x0_volt, *, schedule: VPSchedule = VPSchedule(),
@@ -108,16 +145,17 @@ def prior_samples(model: ScoreMLP, n_samples: int, seed: int = 0, limit_volt: fl
 def sample_on_integrator(model: ScoreMLP, spec: IntegratorSpec, *, n_samples: int = 2000,
                          nonideal: Nonidealities | None = None, seed: int = 0, device_seed: int | None = None,
                          schedule: VPSchedule = VPSchedule(), t_eps: float = 1e-3, t_stop_tau: float = 2.0,
-                         rtol: float = 1e-5, atol: float = 1e-7) -> np.ndarray:
+                         rtol: float = 1e-5, atol: float = 1e-7, calibrated=None) -> np.ndarray:
     """Generated samples (n_samples, 2) volts: the probability-flow ODE solved on the integrator
     surrogate in one batched call, every sample from its own prior draw (seeded by `seed`, the same
     draws as `sample_probability_flow`), all on one realized chip (`nonideal` drawn with
-    `device_seed`, default `seed`). dopri5 at rtol/atol: 1e-5/1e-7 moves samples by < 1 mV against
-    1e-7/1e-9 and runs ~25× faster on the 2-14-14-2 loop."""
+    `device_seed`, default `seed`), optionally with a calibrated model's physics. dopri5 at
+    rtol/atol: 1e-5/1e-7 moves samples by < 1 mV against 1e-7/1e-9 and runs ~25× faster on the
+    2-14-14-2 loop."""
     amp = spec.opamp
     limit = 0.95 * min(amp.v_rail_pos_volt, -amp.v_rail_neg_volt, 1e3)
     x0 = prior_samples(model, n_samples, seed, limit)
     run = probability_flow_run(model, spec, x0[0], schedule=schedule, t_eps=t_eps, t_stop_tau=t_stop_tau,
                                n_points=2)
     return surrogate_trajectories(spec, run, x0, nonideal, seed if device_seed is None else device_seed,
-                                  rtol=rtol, atol=atol)[-1]
+                                  rtol=rtol, atol=atol, calibrated=calibrated)[-1]
