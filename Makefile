@@ -36,6 +36,8 @@ test-slow: setup
 
 bench: setup
 	$(BIN)/python benchmarks/spice_overhead.py
+	$(BIN)/python benchmarks/crossbar_surrogate.py
+	$(BIN)/python benchmarks/integrator_surrogate.py
 
 netlists: setup
 	$(BIN)/pycosim netlist --benches netlists

@@ -81,11 +81,14 @@ class IntegratorModel(PhysicalModel):
     _SCALED = {"relu_threshold_mv": 1e3}
 
     def __init__(self, spec: IntegratorSpec, *, device: str | torch.device | None = None,
-                 dtype: torch.dtype = torch.float64, rtol: float = 1e-7, atol: float = 1e-9):
+                 dtype: torch.dtype = torch.float64, rtol: float = 1e-7, atol: float = 1e-9,
+                 method: str = "dopri5", step_size_tau: float | None = None):
         super().__init__()
         self.spec = spec
         self.circuit_spec = spec
         self.dtype, self.rtol, self.atol = dtype, rtol, atol
+        # torchdiffeq solver; a fixed-step method ("rk4") takes its step in units of τ
+        self.method, self.step_size_tau = method, step_size_tau
         f64 = dict(dtype=torch.float64, device=device)
         amp = spec.opamp
         act = spec.activation
@@ -114,7 +117,8 @@ class IntegratorModel(PhysicalModel):
 
     def for_spec(self, spec: IntegratorSpec) -> "IntegratorModel":
         """A model for `spec`, keeping fitted values where `spec` matches the calibrated circuit."""
-        new = type(self)(spec, dtype=self.dtype, rtol=self.rtol, atol=self.atol)
+        new = type(self)(spec, dtype=self.dtype, rtol=self.rtol, atol=self.atol, method=self.method,
+                         step_size_tau=self.step_size_tau)
         same = {"tau_s": spec.tau_s == self.circuit_spec.tau_s, "opamp.a0": spec.opamp.a0 == self.circuit_spec.opamp.a0,
                 "lag_scale": spec.opamp.gbw_hz == self.circuit_spec.opamp.gbw_hz,
                 "diode_is_amp": True, "diode_n_vt_volt": True, "relu_width_volt": True, "relu_threshold_volt": True}
@@ -142,12 +146,16 @@ class IntegratorModel(PhysicalModel):
         with torch.no_grad():
             cd, td = c.detach(), two_nvt.detach()
             # start above the root (both terms are ≤ |z|), where Newton on this convex
-            # function descends monotonically; 12 steps reach machine precision
+            # function descends monotonically; ≤ 12 steps reach machine precision, and once a
+            # step is below 1e-7·2nVt the quadratic convergence has (typically ~7 steps)
             v = torch.sign(z) * torch.minimum(z.abs(), td * torch.asinh(z.abs() / cd))
             for _ in range(12):
                 u = torch.clamp(v / td, -200, 200)
                 f = v + cd * torch.sinh(u) - z
-                v = v - f / (1.0 + cd / td * torch.cosh(u))
+                dv = f / (1.0 + cd / td * torch.cosh(u))
+                v = v - dv
+                if float(dv.abs().max()) < 1e-7 * float(td):
+                    break
         u = v / two_nvt
         f = v + c * torch.sinh(u) - z
         return v - f / (1.0 + c / two_nvt * torch.cosh(u.detach()))
@@ -261,7 +269,8 @@ class IntegratorModel(PhysicalModel):
             return rhs(s * scale, x) * scale
 
         try:
-            x = odeint(f_scaled, x0, ts, rtol=self.rtol, atol=self.atol, method="dopri5")
+            x = odeint(f_scaled, x0, ts, rtol=self.rtol, atol=self.atol, method=self.method,
+                       options=None if self.step_size_tau is None else dict(step_size=self.step_size_tau))
         except AssertionError as err:  # torchdiffeq's "underflow in dt": the solution ran away
             raise SpecError(_diverged(self.spec, run, f"the ODE solver's step underflowed ({err})")) from err
         if not bool(torch.isfinite(x).all()):
