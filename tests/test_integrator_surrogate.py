@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -78,11 +79,13 @@ def test_batched_initial_conditions_match_single_runs():
     model = pc.surrogate(spec)
     x0 = np.array([[0.1, -0.2], [0.3, 0.0], [-0.4, 0.2]])
     with torch.no_grad():
-        batch = model.trajectory(run, x0_volt=x0)["x_volt"].numpy()
+        out = model.trajectory(run, x0_volt=x0)
+        batch = out["x_volt"].numpy()
+        assert out["energy_joule"].shape == (3,)
         for b in range(3):
-            single = model.trajectory(run, x0_volt=x0[b])["x_volt"].numpy()
-            np.testing.assert_allclose(batch[:, b], single, atol=1e-6)
-
+            single = model.trajectory(run, x0_volt=x0[b])
+            np.testing.assert_allclose(batch[:, b], single["x_volt"].numpy(), atol=1e-6)
+            np.testing.assert_allclose(out["energy_joule"][b], single["energy_joule"][0], rtol=1e-5)
 
 
 @pytest.mark.parametrize("solver", [dict(rtol=1e-4, atol=1e-6), dict(method="rk4", step_size_tau=0.05)])
@@ -216,3 +219,24 @@ def test_a_growing_loop_stops_at_the_rails_in_both_worlds():
     sur = _x(pc.surrogate(spec), run)[:, 0]
     assert abs(spice[-1] - 2.5) < 2e-3 and abs(sur[-1] - 2.5) < 0.015, (spice[-1], sur[-1])
     assert nrmse(sur, spice) < 0.02
+
+
+@pytest.mark.parametrize("kind", ["relu", "tanh", "two-layer", "u_pwl"])
+def test_surrogate_supply_energy_matches_spice(kind):
+    """The surrogate estimates the supply energy from its node voltages as `observe` counts it in
+    SPICE (op-amp output currents × rail, reference and input sources). Measured: within 0.4 %."""
+    if kind == "two-layer":
+        spec = pc.IntegratorSpec(n_states=2, n_hidden=6, n_hidden2=5, activation="relu", opamp=AMP_10MHZ)
+        run = _two_layer_run(spec)
+    else:
+        spec = pc.IntegratorSpec(n_states=3, n_hidden=8, activation="relu" if kind == "u_pwl" else kind,
+                                 opamp=AMP_10MHZ)
+        run = example_run(spec, seed=11)
+        if kind == "u_pwl":
+            t_u = np.linspace(0.0, run.t_stop_s, 20)
+            run = dataclasses.replace(run, u_pwl=(t_u, 0.3 * np.sin(np.outer(t_u / spec.tau_s, [1.0, 0.5, 2.0]))))
+    e_spice = pc.simulate(spec, run).outputs["energy_joule"]
+    with torch.no_grad():
+        e_sur = pc.surrogate(spec).outputs(run)["energy_joule"].numpy()
+    assert e_sur.shape == e_spice.shape == (1,)
+    assert abs(e_sur[0] / e_spice[0] - 1) < 0.02, (e_sur, e_spice)

@@ -28,7 +28,7 @@ import torch
 from torch import nn
 from torchdiffeq import odeint
 
-from ..blocks.integrator import IntegratorRun, IntegratorSpec, realized_loop
+from ..blocks.integrator import G_OPEN_SIEMENS, IntegratorRun, IntegratorSpec, realized_loop
 from ..errors import SpecError
 from ..nonideal import Nonidealities
 from .physical import PhysicalModel
@@ -67,6 +67,54 @@ def _diverged(spec: IntegratorSpec, run: IntegratorRun, what: str) -> str:
             "an unstable ODE" + ("" if rails else " and the op-amps have no rails (OpAmpSpec.v_rail_*_volt = inf) "
                                                    "to stop it, as a real circuit's would")
             + ": scale the weights down, shorten t_stop_s or give the op-amps rails")
+
+
+def _supply_power(spec: IntegratorSpec, run: IntegratorRun, loop: Mapping[str, torch.Tensor], t: torch.Tensor,
+                  x: torch.Tensor, layers, u_in: torch.Tensor | None, u: torch.Tensor | None) -> torch.Tensor:
+    """Supply power (n_points,) or (n_points, batch), W, as `blocks.integrator.observe` counts it:
+    each op-amp's output current times the rail it draws from, plus |v·i| of the ±1 V references
+    and the input sources; node voltages from the surrogate, virtual grounds at 0 V.
+
+    Output currents: integrator C_fb·ẋ + its loads; a unity inverter g·v (feedback) + loads; a TIA
+    2·g·a (feedback and the activation's input resistor), a = −z; an activation stage g·z (the
+    input current returned through its feedback) + loads. A load is a cell conductance into a
+    virtual ground, or an inverter's input resistor (where the deck builds that inverter).
+    """
+    g, on = spec.g_unit_siemens, G_OPEN_SIEMENS / spec.g_unit_siemens
+    z1, h1, z2, h2 = layers
+    dx = torch.gradient(x, spacing=(t,), dim=0)[0]
+
+    def col(w):  # total conductance (units of g) each source column feeds
+        return w.sum(dim=0)
+
+    def inv_current(v, w_from_inv):  # unity inverter that makes −v: feedback g·(−v) plus its loads
+        need = (w_from_inv >= on).any(dim=0)
+        return need * g * (-v) * (1.0 + col(w_from_inv)), need
+
+    xn_i, need_xn = inv_current(x, torch.cat([loop["w_in_neg"], loop["w_x_pos"]], dim=0))
+    x_load = col(torch.cat([loop["w_in_pos"], loop["w_x_neg"]], dim=0)) + need_xn
+    currents = [spec.c_fb_farad * dx + g * x * x_load, xn_i]
+    last_pos, last_neg = loop["w_out_neg"], loop["w_out_pos"]  # output layer: w < 0 from h, w > 0 from hn
+    hidden = [(z1, h1, loop.get("w_mid_pos", last_pos), loop.get("w_mid_neg", last_neg))]
+    if z2 is not None:
+        hidden.append((z2, h2, last_pos, last_neg))
+    for z, h, from_h, from_hn in hidden:
+        hn_i, need_hn = inv_current(h, from_hn)
+        currents += [2.0 * g * (-z), g * z + g * h * (col(from_h) + need_hn), hn_i]
+    i_out = torch.cat(currents, dim=-1)
+    amp = spec.opamp
+    swing = max(float(x.abs().max()), float(h1.abs().max()), 0.0 if h2 is None else float(h2.abs().max()))
+    v_pos = amp.v_rail_pos_volt if math.isfinite(amp.v_rail_pos_volt) else swing
+    v_neg = -amp.v_rail_neg_volt if math.isfinite(amp.v_rail_neg_volt) else swing
+    power = torch.where(i_out > 0, i_out * v_pos, -i_out * v_neg).sum(dim=-1)
+    biases = [loop["b_in"], loop["b_out"]] + ([loop["b_mid"]] if z2 is not None else [])
+    power = power + g * sum(float(b.abs().sum()) for b in biases)  # |b|·g·(1 V)² per bias cell
+    if u_in is not None:  # each input source feeds its cells: |u|²·g·Σ|w_u|
+        w_u = loop["w_u"].abs().sum(dim=0) + (loop["w_u_mid"].abs().sum(dim=0) if z2 is not None else 0.0)
+        power = power + g * (u_in ** 2 * w_u).sum(dim=-1)
+    if u is not None:  # u_pwl into the integrators through one g each
+        power = power + g * (u ** 2).sum(dim=-1).reshape((len(t),) + (1,) * (x.ndim - 2))
+    return power
 
 
 @register_surrogate(IntegratorSpec)
@@ -194,10 +242,9 @@ class IntegratorModel(PhysicalModel):
             p["delay"] = delay + lag * torch.mean((1.0 + loop["s_mid"]) + 2.0)
         return p
 
-    def _hidden(self, p, x: torch.Tensor, dx: torch.Tensor | None, u_in: torch.Tensor | None = None,
-                both: bool = False):
-        """Activations of the last hidden layer (both=True: (layer 1, layer 2 or None)); with dx, each
-        unit sees the state delayed by its lag (first order)."""
+    def _layers(self, p, x: torch.Tensor, dx: torch.Tensor | None, u_in: torch.Tensor | None = None):
+        """(z1, h1, z2, h2): pre-activations and activations of both hidden layers (z2 = h2 = None
+        without a second layer); with dx, each unit sees the state delayed by its lag (first order)."""
         z = x @ p["w_in"].T + p["b_in"]
         if u_in is not None:
             z = z + u_in @ p["w_u"].T
@@ -205,12 +252,16 @@ class IntegratorModel(PhysicalModel):
             z = z - p["delay"] * (dx @ p["w_in"].T)
         hid = self.activation(z) * p["act_gain"] + p["act_off"]
         if "w_mid" not in p:
-            return (hid, None) if both else hid
+            return z, hid, None, None
         z2 = hid @ p["w_mid"].T + p["b_mid"]
         if u_in is not None:
             z2 = z2 + u_in @ p["w_u_mid"].T
-        hid2 = self.activation(z2) * p["act_gain"] + p["act_off2"]
-        return (hid, hid2) if both else hid2
+        return z, hid, z2, self.activation(z2) * p["act_gain"] + p["act_off2"]
+
+    def _hidden(self, p, x: torch.Tensor, dx: torch.Tensor | None, u_in: torch.Tensor | None = None):
+        """Activations of the last hidden layer."""
+        _, h1, _, h2 = self._layers(p, x, dx, u_in)
+        return h1 if h2 is None else h2
 
     def _rhs(self, p, u_fn, u_in_fn=None):
         amp = self.spec.opamp
@@ -280,16 +331,20 @@ class IntegratorModel(PhysicalModel):
                           "rate is near 1): the first-order GBW lag model is outside its range, so this trajectory can "
                           "differ a lot from SPICE; raise c_fb_farad (slower loop) or use faster op-amps",
                           RuntimeWarning, stacklevel=3)
-        hid, hid2 = self._hidden(p, x, None, None if u_in_fn is None else torch.stack([u_in_fn(tt) for tt in t])
-                                 .reshape((len(t),) + (1,) * (x.ndim - 2) + (-1,)), both=True)
+        u_in = None if u_in_fn is None else torch.stack([u_in_fn(tt) for tt in t]).reshape(
+            (len(t),) + (1,) * (x.ndim - 2) + (-1,))
+        z1, hid, z2, hid2 = self._layers(p, x, None, u_in)
         out = {"t_s": t.to(self.dtype), "x_volt": x.to(self.dtype), "h_volt": hid.to(self.dtype),
                "tau_s": self.log_tau_s.exp().reshape(1).to(self.dtype)}
         if hid2 is not None:
             out["h2_volt"] = hid2.to(self.dtype)
+        power = _supply_power(self.spec, run, loop, t, x, (z1, hid, z2, hid2), u_in,
+                              None if u_fn is None else torch.stack([u_fn(tt) for tt in t]))
+        out["energy_joule"] = torch.trapezoid(power, t, dim=0).reshape(-1 if x.ndim > 2 else 1).to(self.dtype)
         return out
 
     def outputs(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0):
-        """Same keys as `pc.simulate(spec, run).outputs` for the trajectory (no energy), as tensors."""
+        """Same keys as `pc.simulate(spec, run).outputs` (energy estimated, see `_supply_power`), as tensors."""
         return self.trajectory(run, nonideal, seed)
 
     def predict(self, case: Any) -> dict[str, torch.Tensor]:
