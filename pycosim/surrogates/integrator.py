@@ -103,7 +103,8 @@ def _supply_power(spec: IntegratorSpec, run: IntegratorRun, loop: Mapping[str, t
         currents += [2.0 * g * (-z), g * z + g * h * (col(from_h) + need_hn), hn_i]
     i_out = torch.cat(currents, dim=-1)
     amp = spec.opamp
-    swing = max(float(x.abs().max()), float(h1.abs().max()), 0.0 if h2 is None else float(h2.abs().max()))
+    swing = max(float(x.detach().abs().max()), float(h1.detach().abs().max()),
+                0.0 if h2 is None else float(h2.detach().abs().max()))
     v_pos = amp.v_rail_pos_volt if math.isfinite(amp.v_rail_pos_volt) else swing
     v_neg = -amp.v_rail_neg_volt if math.isfinite(amp.v_rail_neg_volt) else swing
     power = torch.where(i_out > 0, i_out * v_pos, -i_out * v_neg).sum(dim=-1)
