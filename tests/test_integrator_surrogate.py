@@ -240,3 +240,24 @@ def test_surrogate_supply_energy_matches_spice(kind):
         e_sur = pc.surrogate(spec).outputs(run)["energy_joule"].numpy()
     assert e_sur.shape == e_spice.shape == (1,)
     assert abs(e_sur[0] / e_spice[0] - 1) < 0.02, (e_sur, e_spice)
+
+
+def test_staircase_noise_into_an_integrator_is_its_exact_random_walk():
+    """SDE noise source: seeded PWL levels into a bare integrator (W = 0) give x(t) = ∫u dt/τ.
+    Measured: SPICE within 4 µV, surrogate within 0.1 mV of a 0.56 V walk."""
+    from scipy.integrate import cumulative_trapezoid
+
+    from pycosim.blocks.integrator import staircase_noise_pwl
+
+    spec = pc.IntegratorSpec(n_states=1, n_hidden=1, activation="linear")
+    t_stop = 2 * spec.tau_s
+    t_u, u = staircase_noise_pwl(t_stop, 200, 1, 3.0, seed=1)
+    assert t_u.shape == (400,) and u.shape == (400, 1) and np.all(np.diff(t_u) > 0)
+    run = pc.IntegratorRun(w_in=[[0.0]], b_in=[0.0], w_out=[[0.0]], b_out=[0.0], x0_volt=[0.0], t_stop_s=t_stop,
+                           n_points=201, u_pwl=(t_u, u))
+    fine = np.linspace(0.0, t_stop, 200_001)
+    walk = cumulative_trapezoid(np.interp(fine, t_u, u[:, 0]), fine, initial=0.0) / spec.tau_s
+    exact = np.interp(np.linspace(0.0, t_stop, 201), fine, walk)
+    assert np.ptp(exact) > 0.3
+    np.testing.assert_allclose(pc.simulate(spec, run).outputs["x_volt"][:, 0], exact, atol=2e-5)
+    np.testing.assert_allclose(_x(pc.surrogate(spec), run)[:, 0], exact, atol=5e-4)

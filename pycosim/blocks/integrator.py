@@ -616,6 +616,25 @@ def example_run(spec: IntegratorSpec, seed: int = 0, t_stop_tau: float = 5.0, n_
                          t_stop_s=t_stop_tau * spec.tau_s, n_points=n_points)
 
 
+def staircase_noise_pwl(t_stop_s: float, n_steps: int, n_channels: int, std_volt: float, seed: int,
+                        edge_fraction: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Seeded piecewise-constant Gaussian noise as a PWL record (t_s (2·n_steps,), u_volt (2·n_steps,
+    n_channels)) for `IntegratorRun.u_pwl`: n_steps levels N(0, std_volt²) per channel, each held for
+    t_stop_s/n_steps with edges of edge_fraction of a step. Into an integrator it adds a random walk:
+    over one level x moves by u·Δt/τ, so std_volt = τ·sqrt(q/Δt) gives x a diffusion of q V²/s."""
+    check_range("staircase_noise_pwl", "t_stop_s", t_stop_s, 1e-12, 1.0, "s")
+    check_range("staircase_noise_pwl", "n_steps", n_steps, 1, 10**6, integer=True)
+    check_range("staircase_noise_pwl", "n_channels", n_channels, 1, 64, integer=True)
+    check_range("staircase_noise_pwl", "std_volt", std_volt, 0.0, MAX_WEIGHT / 5, "V")
+    check_range("staircase_noise_pwl", "edge_fraction", edge_fraction, 1e-9, 0.5)
+    step = t_stop_s / n_steps
+    levels = np.random.default_rng(seed).standard_normal((n_steps, n_channels)) * std_volt
+    starts = np.arange(n_steps) * step
+    t = np.stack([starts, starts + step * (1.0 - edge_fraction)], axis=1).ravel()
+    t[-1] = t_stop_s  # the last level is held to the end
+    return t, np.repeat(levels, 2, axis=0)
+
+
 def realized_loop(spec: IntegratorSpec, run: IntegratorRun, nonideal: Nonidealities | None = None,
                   seed: int = 0) -> dict[str, np.ndarray]:
     """The realized circuit in the contract's terms, for the surrogate (the same draw as the deck).

@@ -18,7 +18,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ..blocks.integrator import IntegratorRun, IntegratorSpec
+from ..blocks.integrator import IntegratorRun, IntegratorSpec, staircase_noise_pwl
 from ..errors import SpecError
 from ..nonideal import Nonidealities
 from ..units import check_range
@@ -111,6 +111,34 @@ def probability_flow_run(model: ScoreMLP, spec: IntegratorSpec, x0_volt, *, sche
     """The IntegratorRun that solves `model`'s reverse probability-flow ODE from x0 (at t_stop) to t_eps
     in t_stop_tau·τ of circuit time (see the module docstring); the last output sample is the generated
     point. The spec needs n_states 2, n_hidden and n_hidden2 = model.n_hidden, the model's activation."""
+    return _reverse_run(model, spec, x0_volt, 1.0, schedule, t_eps, t_stop_tau, n_points, n_embed_points)
+
+
+def reverse_sde_run(model: ScoreMLP, spec: IntegratorSpec, x0_volt, *, noise_seed: int | None = 0,
+                    n_noise_steps: int = 200, schedule: VPSchedule = VPSchedule(), t_eps: float = 1e-3,
+                    t_stop_tau: float = 2.0, n_points: int = 201, n_embed_points: int = 201) -> IntegratorRun:
+    """The IntegratorRun of the reverse SDE: in σ = θ(t_stop) − θ it reads dx = (½x + s)dσ + dW_σ, so
+    the loop is the probability-flow one with the score weights doubled, plus seeded Gaussian noise into
+    each integrator (`staircase_noise_pwl`, n_noise_steps levels, each adding a step of variance Δσ).
+    noise_seed=None leaves the noise out (the SDE's drift alone, e.g. for `sample_sde_on_integrator`)."""
+    check_range("reverse_sde_run", "n_noise_steps", n_noise_steps, 1, 100_000, integer=True)
+    u_pwl = None
+    if noise_seed is not None:
+        t_stop_s = t_stop_tau * spec.tau_s
+        step = t_stop_s / n_noise_steps
+        std = spec.tau_s * np.sqrt(_theta_span(schedule, t_eps) / (t_stop_s * step))
+        u_pwl = staircase_noise_pwl(t_stop_s, n_noise_steps, 2, std, noise_seed)
+    return _reverse_run(model, spec, x0_volt, 2.0, schedule, t_eps, t_stop_tau, n_points, n_embed_points, u_pwl)
+
+
+def _theta_span(schedule: VPSchedule, t_eps: float) -> float:
+    """S = θ(t_stop) − θ(t_eps): the reverse process's length in θ."""
+    return float(schedule.theta(schedule.t_stop)) - float(schedule.theta(t_eps))
+
+
+def _reverse_run(model: ScoreMLP, spec: IntegratorSpec, x0_volt, score_gain: float, schedule: VPSchedule,
+                 t_eps: float, t_stop_tau: float, n_points: int, n_embed_points: int, u_pwl=None) -> IntegratorRun:
+    """τ·dx/dt = c·x + score_gain·c·amp·(W3·h2 + b3) (+ u_pwl), c = S/(2·t_stop_tau), over t_stop_tau·τ."""
     check_range("probability_flow_run", "t_stop_tau", t_stop_tau, 1e-3, 1e4)
     check_range("probability_flow_run", "n_embed_points", n_embed_points, 2, 100_000, integer=True)
     want = (2, model.n_hidden, model.n_hidden, model.activation)
@@ -120,7 +148,7 @@ def probability_flow_run(model: ScoreMLP, spec: IntegratorSpec, x0_volt, *, sche
                         f"got {got}")
     t_stop_s = t_stop_tau * spec.tau_s
     theta_hi = float(schedule.theta(schedule.t_stop))
-    span = theta_hi - float(schedule.theta(t_eps))
+    span = _theta_span(schedule, t_eps)
     c = span / (2.0 * t_stop_tau)
     w1, w2, w3 = model.layer_weights()
     # embedding samples uniform in model time (uniform in θ would leave t < 0.1 to one or two segments)
@@ -131,8 +159,9 @@ def probability_flow_run(model: ScoreMLP, spec: IntegratorSpec, x0_volt, *, sche
         u = model.time_embedding(torch.as_tensor(t_model, dtype=model.freqs.dtype)).double().numpy()
     return IntegratorRun(w_in=w1["w"], b_in=w1["b"], w_u=w1["w_u"], u_in_pwl=(t_c, u),
                          w_mid=w2["w"], b_mid=w2["b"], w_u_mid=w2["w_u"],
-                         w_out=c * w3["w"], b_out=c * w3["b"], w_x=c * np.eye(2),
-                         x0_volt=np.asarray(x0_volt, dtype=np.float64), t_stop_s=t_stop_s, n_points=n_points)
+                         w_out=score_gain * c * w3["w"], b_out=score_gain * c * w3["b"], w_x=c * np.eye(2),
+                         x0_volt=np.asarray(x0_volt, dtype=np.float64), t_stop_s=t_stop_s, n_points=n_points,
+                         u_pwl=u_pwl)
 
 
 def prior_samples(model: ScoreMLP, n_samples: int, seed: int = 0, limit_volt: float | None = None) -> np.ndarray:
@@ -159,3 +188,30 @@ def sample_on_integrator(model: ScoreMLP, spec: IntegratorSpec, *, n_samples: in
                                n_points=2)
     return surrogate_trajectories(spec, run, x0, nonideal, seed if device_seed is None else device_seed,
                                   rtol=rtol, atol=atol, calibrated=calibrated)[-1]
+
+
+def sample_sde_on_integrator(model: ScoreMLP, spec: IntegratorSpec, *, n_samples: int = 2000, n_steps: int = 500,
+                             nonideal: Nonidealities | None = None, seed: int = 0, device_seed: int | None = None,
+                             schedule: VPSchedule = VPSchedule(), t_eps: float = 1e-3, t_stop_tau: float = 2.0,
+                             calibrated=None) -> np.ndarray:
+    """Generated samples (n_samples, 2) volts from the reverse SDE on the integrator surrogate: the
+    loop's drift (`reverse_sde_run`, one realized chip) stepped by seeded Euler–Maruyama in circuit
+    time, each sample with its own noise (variance Δσ per step, as the injected noise sources give
+    in SPICE); the last step adds no noise, as in `sample_reverse_sde`."""
+    check_range("sample_sde_on_integrator", "n_steps", n_steps, 1, 10**7, integer=True)
+    amp = spec.opamp
+    x = torch.as_tensor(prior_samples(model, n_samples, seed, 0.95 * min(amp.v_rail_pos_volt,
+                                                                        -amp.v_rail_neg_volt, 1e3)))
+    run = reverse_sde_run(model, spec, x[0].numpy(), noise_seed=None, schedule=schedule, t_eps=t_eps,
+                          t_stop_tau=t_stop_tau, n_points=2)
+    sur = loop_model(spec, calibrated)
+    g = torch.Generator().manual_seed(seed + 1)
+    dt = run.t_stop_s / n_steps
+    noise_std = float(np.sqrt(_theta_span(schedule, t_eps) * dt / run.t_stop_s))
+    with torch.no_grad():
+        f = sur.vector_field(run, nonideal, seed if device_seed is None else device_seed)
+        for k in range(n_steps):
+            x = x + f(torch.tensor(k * dt, dtype=torch.float64), x) * dt
+            if k < n_steps - 1:
+                x = x + noise_std * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    return x.numpy()

@@ -291,7 +291,8 @@ class IntegratorModel(PhysicalModel):
             if lagged:
                 # the first-order lag must stay a small correction of each unit's input; where it is not,
                 # the loop is as fast as its op-amps and the model has left its range (checked after the solve)
-                shift = p["delay"] * (dx @ p["w_in"].T)
+                own = dx if u_fn is None else dx - u_fn(t) / p["tau"]  # the loop's own rate, without inputs
+                shift = p["delay"] * (own @ p["w_in"].T)
                 f.lag_broke |= (shift.abs() > _LAG_LIMIT * ((x @ p["w_in"].T).abs() + 0.1)).any().detach()
                 dx = slope(t, x, self._hidden(p, x, dx, u_in), dx)
             return dx
@@ -299,14 +300,26 @@ class IntegratorModel(PhysicalModel):
         f.lag_broke = torch.zeros((), dtype=torch.bool)
         return f
 
-    def trajectory(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0,
-                   x0_volt: np.ndarray | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """t_s (n_points,), x_volt (n_points, n) — or (n_points, b, n) for a batch x0_volt (b, n)."""
-        h_run, n_run = run.w_in.shape  # the physics is per unit: any network size runs on one model
+    def _realized(self, run: IntegratorRun, nonideal: Nonidealities | None, seed: int) -> dict[str, torch.Tensor]:
+        """The realized circuit of `run` (any network size: the physics is per unit) as tensors."""
+        h_run, n_run = run.w_in.shape
         shape = (n_run, h_run, run.n_hidden2)
         spec = self.spec if shape == (self.spec.n_states, self.spec.n_hidden, self.spec.n_hidden2) else replace(
             self.spec, n_states=n_run, n_hidden=h_run, n_hidden2=run.n_hidden2)
-        loop = {k: _t(v, self.log_tau_s.device) for k, v in realized_loop(spec, run, nonideal, seed).items()}
+        return {k: _t(v, self.log_tau_s.device) for k, v in realized_loop(spec, run, nonideal, seed).items()}
+
+    def vector_field(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0):
+        """f(t_s, x_volt) → dx/dt (V/s) of the realized loop of `run` (its weights and inputs; x0 and
+        t_stop unused), for batches x (b, n): to drive a custom solver, e.g. Euler–Maruyama with noise."""
+        p = self._loop(self._realized(run, nonideal, seed))
+        dev = self.log_tau_s.device
+        return self._rhs(p, None if run.u_pwl is None else _pwl(run.u_pwl, dev),
+                         None if run.u_in_pwl is None else _pwl(run.u_in_pwl, dev))
+
+    def trajectory(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0,
+                   x0_volt: np.ndarray | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """t_s (n_points,), x_volt (n_points, n) — or (n_points, b, n) for a batch x0_volt (b, n)."""
+        loop = self._realized(run, nonideal, seed)
         p = self._loop(loop)
         x0 = _t(run.x0_volt if x0_volt is None else x0_volt, self.log_tau_s.device)
         t = torch.linspace(0.0, run.t_stop_s, run.n_points, dtype=torch.float64, device=x0.device)
