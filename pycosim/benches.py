@@ -13,7 +13,7 @@ from typing import Callable
 import numpy as np
 
 from .blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient
-from .blocks.integrator import IntegratorRun, IntegratorSpec, example_run
+from .blocks.integrator import IntegratorRun, IntegratorSpec, example_run, staircase_noise_pwl
 from .blocks.opamp import OpAmpSpec
 from .simulate import prepare
 from .spice import Deck
@@ -63,11 +63,32 @@ def _integrator_oscillator() -> Deck:
     return prepare(spec, run).decks[0]
 
 
+def _integrator_two_layer_sde() -> Deck:
+    """x → 6 → 5 → x ReLU loop with a direct state path W_x, three sine inputs into both hidden layers
+    and seeded staircase noise into both integrators: the shape of the diffusion sampler's reverse SDE."""
+    spec = IntegratorSpec(n_states=2, n_hidden=6, n_hidden2=5, activation="relu")
+    rng = np.random.default_rng(1)
+    t_stop = 5 * spec.tau_s
+    t_u = np.linspace(0.0, t_stop, 26)
+
+    def w(*shape, s):
+        return np.round(rng.normal(0.0, s, shape), 3)
+
+    run = IntegratorRun(w_in=w(6, 2, s=0.8), b_in=w(6, s=0.2), w_mid=w(5, 6, s=0.5), b_mid=w(5, s=0.2),
+                        w_out=w(2, 5, s=0.5), b_out=w(2, s=0.1), w_x=np.round(-0.5 * np.eye(2) + w(2, 2, s=0.2), 3),
+                        w_u=w(6, 3, s=0.5), w_u_mid=w(5, 3, s=0.5),
+                        u_in_pwl=(t_u, np.round(0.5 * np.sin(np.outer(t_u / spec.tau_s, [1.0, 2.0, 3.0])), 4)),
+                        u_pwl=staircase_noise_pwl(t_stop, 50, 2, 0.5, seed=2),
+                        x0_volt=np.array([0.3, -0.2]), t_stop_s=t_stop, n_points=201)
+    return prepare(spec, run).decks[0]
+
+
 BENCHES: dict[str, Callable[[], Deck]] = {
     "crossbar_8x8.cir": _crossbar_dc,
     "crossbar_8x8_tran.cir": _crossbar_tran,
     "integrator_2x8_relu.cir": _integrator_relu,
     "integrator_oscillator.cir": _integrator_oscillator,
+    "integrator_two_layer_sde.cir": _integrator_two_layer_sde,
 }
 
 
