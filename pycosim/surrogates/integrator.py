@@ -352,9 +352,10 @@ class IntegratorModel(PhysicalModel):
                "tau_s": self.log_tau_s.exp().reshape(1).to(self.dtype)}
         if hid2 is not None:
             out["h2_volt"] = hid2.to(self.dtype)
-        power = _supply_power(self.spec, run, loop, t, x, (z1, hid, z2, hid2), u_in,
-                              None if u_fn is None else torch.stack([u_fn(tt) for tt in t]))
-        out["energy_joule"] = torch.trapezoid(power, t, dim=0).reshape(-1 if x.ndim > 2 else 1).to(self.dtype)
+        with torch.no_grad():  # an estimate to report, not a fit target: kept out of the autograd graph
+            power = _supply_power(self.spec, run, loop, t, x, (z1, hid, z2, hid2), u_in,
+                                  None if u_fn is None else torch.stack([u_fn(tt) for tt in t]))
+            out["energy_joule"] = torch.trapezoid(power, t, dim=0).reshape(-1 if x.ndim > 2 else 1).to(self.dtype)
         return out
 
     def outputs(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0):
