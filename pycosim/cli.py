@@ -19,7 +19,7 @@ from .errors import PycosimError, SpecError
 
 _UNITS = {"_ohm": "Ohm", "_farad": "F", "_volt": "V", "_hz": "Hz", "_siemens": "S", "_s": "s", "_bits": "bits",
           "_joule": "J", "_amp": "A", "_tau": "tau"}
-_COUNTS = ("rows", "cols", "n_states", "n_hidden")
+_COUNTS = ("rows", "cols", "n_states", "n_hidden", "n_hidden2")
 _BLOCK_COMMANDS = ("netlist", "simulate")  # commands whose options depend on the block
 
 
@@ -118,7 +118,7 @@ def _example_read(spec, batch: int, seed: int):
     return example_read(spec.rows, spec.cols, batch, seed)
 
 
-_RUN_ARRAYS = ("w_in", "b_in", "w_out", "b_out", "x0_volt", "w_u")
+_RUN_ARRAYS = ("w_in", "b_in", "w_out", "b_out", "x0_volt", "w_u", "w_mid", "b_mid", "w_u_mid", "w_x")
 _RUN_PWL = {"u_pwl": "n_states", "u_in_pwl": "n_inputs"}
 
 
@@ -138,7 +138,9 @@ def load_run_json(path: str | Path):
 
     Required: w_in [n_hidden][n_states], b_in [n_hidden], w_out [n_states][n_hidden], b_out [n_states],
     x0_volt [n_states], t_stop_s. Optional: n_points; u_pwl / u_in_pwl as {"t_s": [m], "u_volt": [m][k]};
-    w_u [n_hidden][n_inputs] (with u_in_pwl).
+    w_u [n_hidden][n_inputs] (with u_in_pwl); a second hidden layer w_mid [n_hidden2][n_hidden],
+    b_mid [n_hidden2] (then w_out is [n_states][n_hidden2]), w_u_mid [n_hidden2][n_inputs]; a direct
+    state path w_x [n_states][n_states].
     """
     from .blocks.integrator import IntegratorRun
 
@@ -197,7 +199,7 @@ def _integrator_case(args: argparse.Namespace):
             raise SpecError(f"{opt} sets the example run only; with --run, give t_stop_s and n_points in the JSON")
     run = load_run_json(args.run)
     h, n = run.w_in.shape  # shapes from the run unless --n-states/--n-hidden say otherwise
-    return _spec_from_args(IntegratorSpec, args, n_states=n, n_hidden=h), run
+    return _spec_from_args(IntegratorSpec, args, n_states=n, n_hidden=h, n_hidden2=run.n_hidden2), run
 
 
 def _crossbar_deck(args: argparse.Namespace):

@@ -194,3 +194,22 @@ def test_integrator_bad_options_and_run_files_name_the_field(tmp_path, capsys):
     path.write_text(json.dumps(good))
     assert main(["netlist", "integrator", "--run", str(path), "--n-states", "3"]) == 2
     assert "IntegratorRun.w_in has shape (2, 2), but the IntegratorSpec needs" in capsys.readouterr().err
+
+
+def test_integrator_run_json_takes_a_second_layer_and_a_direct_path(tmp_path):
+    import json
+
+    run = {"w_in": [[1.0, 0.0], [0.0, 1.0], [0.5, -0.5]], "b_in": [0.0, 0.1, 0.0],
+           "w_mid": [[0.5, -0.5, 1.0], [1.0, 0.2, -0.3]], "b_mid": [0.0, -0.1],
+           "w_out": [[0.0, 1.0], [-1.0, 0.0]], "b_out": [0.0, 0.0], "w_x": [[-0.5, 0.0], [0.0, 0.5]],
+           "x0_volt": [0.2, -0.1], "t_stop_s": 5e-5, "n_points": 51}
+    path = tmp_path / "run.json"
+    path.write_text(json.dumps(run))
+    deck = tmp_path / "two_layer.cir"
+    assert main(["netlist", "integrator", "--run", str(path), "-o", str(deck)]) == 0
+    text = deck.read_text().lower()
+    # second-layer TIAs and activations, the direct path from the inverted state (w_x > 0) and from x (w_x < 0)
+    assert "xtiab1 " in text and "xactb1 " in text and "rb_xn1_1 " in text and "rb_x0_0 " in text
+    bad = dict(run, w_x=[[0.0, 0.0]])
+    path.write_text(json.dumps(bad))
+    assert main(["netlist", "integrator", "--run", str(path), "-o", str(deck)]) == 2
