@@ -207,30 +207,42 @@ def train_neural_ode(model: ContractODE, t, x_true, inputs=None, *, epochs: int 
     target = x_t[idx].transpose(0, 1)                                               # (L, n_seg, n)
     x0 = target[0]
     t_seg = torch.as_tensor(t_np[:segment_len] - t_np[0], dtype=dtype)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay ** (1.0 / max(epochs, 1)))
-    losses = np.empty(epochs)
     step_options = {"step_size": dt} if method in _FIXED_STEP else None
-    from tqdm.auto import trange
-    t_start = time.perf_counter()
-    bar = trange(epochs, desc="neural ODE", disable=not progress, leave=False)
+
+    def loss_fn():
+        return torch.mean((odeint(model, x0, t_seg, method=method, options=step_options) - target) ** 2)
+
     try:
-        for ep in bar:
-            opt.zero_grad()
-            pred = odeint(model, x0, t_seg, method=method, options=step_options)
-            loss = torch.mean((pred - target) ** 2)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses[ep] = loss.item()
-            if progress and ep % 10 == 0:
-                bar.set_postfix(mse_v2=f"{losses[ep]:.3g}")
+        losses, wall_s = _adam(model, loss_fn, epochs, lr, lr_decay, "neural ODE", "mse_v2", 10, progress)
     finally:
         if full is not None:
             model.inputs = full
-    return TrainHistory(loss=losses, wall_s=time.perf_counter() - t_start,
+    return TrainHistory(loss=losses, wall_s=wall_s,
                         settings=dict(epochs=epochs, lr=lr, segment_len=segment_len, stride=stride,
                                       n_segments=int(starts.size), method=method, seed=seed))
+
+
+def _adam(model: nn.Module, loss_fn: Callable[[], torch.Tensor], steps: int, lr: float, lr_decay: float,
+          desc: str, label: str, every: int, progress: bool) -> tuple[np.ndarray, float]:
+    """`steps` full-batch Adam steps on loss_fn(), the learning rate decaying exponentially to lr·lr_decay,
+    with a tqdm bar; returns (loss per step, wall time in s)."""
+    from tqdm.auto import trange
+
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay ** (1.0 / max(steps, 1)))
+    losses = np.empty(steps)
+    t_start = time.perf_counter()
+    bar = trange(steps, desc=desc, disable=not progress, leave=False)
+    for k in bar:
+        opt.zero_grad()
+        loss = loss_fn()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses[k] = loss.item()
+        if progress and k % every == 0:
+            bar.set_postfix({label: f"{losses[k]:.3g}"})
+    return losses, time.perf_counter() - t_start
 
 
 def fit_vector_field(model: ContractODE, t, x_true, inputs=None, *, iters: int = 3000, lr: float = 1e-2,
@@ -261,26 +273,13 @@ def fit_vector_field(model: ContractODE, t, x_true, inputs=None, *, iters: int =
                                                (t_np.size, model.n_inputs), "V"))
         model.inputs = full.with_offsets(t_np - t_np[0])   # sample b reads u at its own time
     torch.manual_seed(seed)
-    opt = torch.optim.Adam(model.parameters(), lr=lr)
-    sched = torch.optim.lr_scheduler.ExponentialLR(opt, gamma=lr_decay ** (1.0 / iters))
-    losses = np.empty(iters)
-    from tqdm.auto import trange
-    t_start = time.perf_counter()
-    bar = trange(iters, desc="vector field", disable=not progress, leave=False)
     try:
-        for it in bar:
-            opt.zero_grad()
-            loss = torch.mean((model(t0_t, x_t) - dxdt) ** 2)
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses[it] = loss.item()
-            if progress and it % 100 == 0:
-                bar.set_postfix(mse=f"{losses[it]:.3g}")
+        losses, wall_s = _adam(model, lambda: torch.mean((model(t0_t, x_t) - dxdt) ** 2), iters, lr, lr_decay,
+                               "vector field", "mse", 100, progress)
     finally:
         if full is not None:
             model.inputs = full
-    return TrainHistory(loss=losses, wall_s=time.perf_counter() - t_start,
+    return TrainHistory(loss=losses, wall_s=wall_s,
                         settings=dict(method="gradient matching", iters=iters, lr=lr, lr_decay=lr_decay, seed=seed))
 
 
