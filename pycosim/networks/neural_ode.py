@@ -193,13 +193,7 @@ def train_neural_ode(model: ContractODE, t, x_true, inputs=None, *, epochs: int 
     dt = _uniform_grid("train_neural_ode", t_np)
     stride = stride or max(1, segment_len // 2)
     starts = np.arange(0, t_np.size - segment_len + 1, stride)
-    full = None
-    if model.n_inputs:
-        if inputs is None:
-            raise SpecError("train_neural_ode: the model has n_inputs > 0, so pass `inputs` (n, n_inputs)")
-        full = SampledInputs(t_np, check_array("train_neural_ode", "inputs", np.asarray(inputs).reshape(t_np.size, -1),
-                                               (t_np.size, model.n_inputs), "V"))
-        model.inputs = full.with_offsets(t_np[starts] - t_np[0])
+    full = _attach_inputs("train_neural_ode", model, t_np, inputs, t_np[starts] - t_np[0])
     torch.manual_seed(seed)
     dtype = torch.get_default_dtype()
     x_t = torch.tensor(x_np, dtype=dtype)
@@ -220,6 +214,19 @@ def train_neural_ode(model: ContractODE, t, x_true, inputs=None, *, epochs: int 
     return TrainHistory(loss=losses, wall_s=wall_s,
                         settings=dict(epochs=epochs, lr=lr, segment_len=segment_len, stride=stride,
                                       n_segments=int(starts.size), method=method, seed=seed))
+
+
+def _attach_inputs(owner: str, model: "ContractODE", t_np: np.ndarray, inputs, offsets: np.ndarray):
+    """Give a model with inputs the record `inputs` (n, n_inputs) read at `offsets` per batch element;
+    returns the whole record (to restore as `model.inputs` after training), or None without inputs."""
+    if not model.n_inputs:
+        return None
+    if inputs is None:
+        raise SpecError(f"{owner}: the model has n_inputs > 0, so pass `inputs` (n, n_inputs)")
+    full = SampledInputs(t_np, check_array(owner, "inputs", np.asarray(inputs).reshape(t_np.size, -1),
+                                           (t_np.size, model.n_inputs), "V"))
+    model.inputs = full.with_offsets(offsets)
+    return full
 
 
 def _adam(model: nn.Module, loss_fn: Callable[[], torch.Tensor], steps: int, lr: float, lr_decay: float,
@@ -265,13 +272,7 @@ def fit_vector_field(model: ContractODE, t, x_true, inputs=None, *, iters: int =
     x_t = torch.tensor(x_np, dtype=dtype)
     dxdt = torch.tensor(np.gradient(x_np, t_np, axis=0, edge_order=2), dtype=dtype)
     t0_t = torch.tensor(float(t_np[0]), dtype=dtype)
-    full = None
-    if model.n_inputs:
-        if inputs is None:
-            raise SpecError("fit_vector_field: the model has n_inputs > 0, so pass `inputs` (n, n_inputs)")
-        full = SampledInputs(t_np, check_array("fit_vector_field", "inputs", np.asarray(inputs).reshape(t_np.size, -1),
-                                               (t_np.size, model.n_inputs), "V"))
-        model.inputs = full.with_offsets(t_np - t_np[0])   # sample b reads u at its own time
+    full = _attach_inputs("fit_vector_field", model, t_np, inputs, t_np - t_np[0])  # sample b reads u at its time
     torch.manual_seed(seed)
     try:
         losses, wall_s = _adam(model, lambda: torch.mean((model(t0_t, x_t) - dxdt) ** 2), iters, lr, lr_decay,
