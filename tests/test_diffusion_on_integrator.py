@@ -116,3 +116,11 @@ def test_reverse_sde_samples_on_the_surrogate_match_the_software_sde(score_train
     kl_sw = kl_divergence_2d(sample_reverse_sde(model, n_samples=2000, seed=3), data)
     kl_loop = kl_divergence_2d(sample_sde_on_integrator(model, _spec(), n_samples=2000, seed=3), data)
     assert abs(kl_loop - kl_sw) < 0.15, (kl_sw, kl_loop)
+
+
+def test_sde_sampler_warns_when_the_loop_outruns_its_op_amps(score_training):
+    """A 300 kHz op-amp is too slow for this loop: the Euler–Maruyama sampler on the surrogate's vector
+    field says so, as `trajectory` does."""
+    slow = _spec(pc.OpAmpSpec(gbw_hz=3e5))
+    with pytest.warns(RuntimeWarning, match="as fast as its op-amps"):
+        sample_sde_on_integrator(score_training.model, slow, n_samples=50, n_steps=100)

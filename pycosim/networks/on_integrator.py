@@ -204,6 +204,8 @@ def sample_sde_on_integrator(model: ScoreMLP, spec: IntegratorSpec, *, n_samples
                                                                         -amp.v_rail_neg_volt, 1e3)))
     run = reverse_sde_run(model, spec, x[0].numpy(), noise_seed=None, schedule=schedule, t_eps=t_eps,
                           t_stop_tau=t_stop_tau, n_points=2)
+    from ..surrogates.integrator import warn_if_lag_broke
+
     sur = loop_model(spec, calibrated)
     g = torch.Generator().manual_seed(seed + 1)
     dt = run.t_stop_s / n_steps
@@ -214,4 +216,5 @@ def sample_sde_on_integrator(model: ScoreMLP, spec: IntegratorSpec, *, n_samples
             x = x + f(torch.tensor(k * dt, dtype=torch.float64), x) * dt
             if k < n_steps - 1:
                 x = x + noise_std * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    warn_if_lag_broke(f)
     return x.numpy()

@@ -118,6 +118,16 @@ def _supply_power(spec: IntegratorSpec, run: IntegratorRun, loop: Mapping[str, t
     return power
 
 
+def warn_if_lag_broke(field, stacklevel: int = 2) -> None:
+    """Warn if a vector field of `IntegratorModel` (`vector_field`, or the one `trajectory` solves) was
+    evaluated where its first-order GBW-lag model is out of range (lag shift > _LAG_LIMIT × input)."""
+    if bool(field.lag_broke):
+        warnings.warn("IntegratorModel: the loop is about as fast as its op-amps (GBW lag times the loop's "
+                      "rate is near 1): the first-order GBW lag model is outside its range, so this trajectory can "
+                      "differ a lot from SPICE; raise c_fb_farad (slower loop) or use faster op-amps",
+                      RuntimeWarning, stacklevel=stacklevel + 1)
+
+
 @register_surrogate(IntegratorSpec)
 class IntegratorModel(PhysicalModel):
     """Neural-ODE surrogate of the analog integrator loop; `outputs(run)` answers like `pc.simulate`."""
@@ -310,7 +320,8 @@ class IntegratorModel(PhysicalModel):
 
     def vector_field(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0):
         """f(t_s, x_volt) → dx/dt (V/s) of the realized loop of `run` (its weights and inputs; x0 and
-        t_stop unused), for batches x (b, n): to drive a custom solver, e.g. Euler–Maruyama with noise."""
+        t_stop unused), for batches x (b, n): to drive a custom solver, e.g. Euler–Maruyama with noise.
+        After solving, pass it to `warn_if_lag_broke` (trajectory does the same)."""
         p = self._loop(self._realized(run, nonideal, seed))
         dev = self.log_tau_s.device
         return self._rhs(p, None if run.u_pwl is None else _pwl(run.u_pwl, dev),
@@ -340,11 +351,7 @@ class IntegratorModel(PhysicalModel):
             raise SpecError(_diverged(self.spec, run, f"the ODE solver's step underflowed ({err})")) from err
         if not bool(torch.isfinite(x).all()):
             raise SpecError(_diverged(self.spec, run, "the states became non-finite"))
-        if bool(rhs.lag_broke):
-            warnings.warn("IntegratorModel: the loop is about as fast as its op-amps (GBW lag times the loop's "
-                          "rate is near 1): the first-order GBW lag model is outside its range, so this trajectory can "
-                          "differ a lot from SPICE; raise c_fb_farad (slower loop) or use faster op-amps",
-                          RuntimeWarning, stacklevel=3)
+        warn_if_lag_broke(rhs, stacklevel=3)
         u_in = None if u_in_fn is None else torch.stack([u_in_fn(tt) for tt in t]).reshape(
             (len(t),) + (1,) * (x.ndim - 2) + (-1,))
         z1, hid, z2, hid2 = self._layers(p, x, None, u_in)
