@@ -1,20 +1,16 @@
 # pycosim: `make demo` and `make test` each do all set-up first (idempotent; quick when done).
-# Set-up: Debian's ngspice + libngspice0 (apt, as root), a venv in .venv, pycosim with [dev,dask].
+# Set-up: ngspice + libngspice0 from Debian (46 with KLU from bookworm-backports on Debian 12; tools/install-ngspice.sh), a venv in .venv, pycosim with [dev,dask].
 PY ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.pycosim-installed
-APT_PACKAGES := ngspice libngspice0
 
 .PHONY: setup system-deps demo test test-slow bench netlists clean
 
 setup: $(STAMP)
 
 system-deps:
-	@if ! command -v ngspice >/dev/null 2>&1 || ! ldconfig -p | grep -q 'libngspice\.so\.0'; then \
-		echo "installing $(APT_PACKAGES) from Debian"; \
-		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $(APT_PACKAGES); \
-	fi
+	@bash tools/install-ngspice.sh
 	@$(PY) -c 'import venv, ensurepip' 2>/dev/null || { apt-get update -qq && \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends python3-venv; }
 

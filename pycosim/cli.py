@@ -472,6 +472,19 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="[count] example run's output grid points from 0 to t_stop; default 501")
 
 
+def cmd_info(args: argparse.Namespace) -> int:
+    """`pycosim info` / `--version`: what runs the circuits (the figures of every result depend on it)."""
+    from . import __version__
+    from .spice import ngspice_info
+
+    info = ngspice_info(args.engine)
+    print(f"pycosim {__version__}")
+    print(f"{info['ngspice_version']} (engine {info['engine']})")
+    note = "" if info["solver"] == "klu" else "  (no KLU: large arrays are slow; see README 'Scale')"
+    print(f"solver {info['solver']}{note}")
+    return 0
+
+
 def build_parser(block: str = "crossbar") -> argparse.ArgumentParser:
     """The parser, with `netlist` and `simulate` carrying the spec options of `block`."""
     p = argparse.ArgumentParser(prog="pycosim", description=(
@@ -479,7 +492,9 @@ def build_parser(block: str = "crossbar") -> argparse.ArgumentParser:
         "(Ohm, F, V, A, S, s, Hz); numbers are written into decks in exponent form."), epilog=(
         "Blocks of netlist and simulate: crossbar (memristor array read) and integrator (closed-loop analog ODE "
         "solver); `pycosim simulate BLOCK --help` lists that block's options."))
-    sub = p.add_subparsers(dest="command", required=True)
+    p.add_argument("--version", action="store_true",
+                   help="print pycosim's version, the ngspice it runs and its linear solver (klu | sparse), then exit")
+    sub = p.add_subparsers(dest="command", required=False)
 
     def common(sp):
         sp.add_argument("--engine", choices=("shared", "subprocess"), default="shared",
@@ -566,6 +581,10 @@ def build_parser(block: str = "crossbar") -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", default="-", help="report file ('-' = stdout)")
     r.set_defaults(func=cmd_report)
 
+    i = sub.add_parser("info", help="pycosim version, ngspice version and linear solver (klu | sparse)")
+    i.add_argument("--engine", choices=("shared", "subprocess"), default="shared", help="ngspice engine to ask")
+    i.set_defaults(func=cmd_info)
+
     d = sub.add_parser("demo", help="the main job: crossbar sweep, errors, transient, figures and report.md")
     d.add_argument("--out", default="pycosim-demo", help="output folder (store, figures, report.md)")
     d.add_argument("--engine", choices=("shared", "subprocess"), default="shared", help="ngspice engine")
@@ -578,6 +597,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     block = _block_of(argv)
     parser = build_parser(block)
     args = parser.parse_args(argv)
+    if args.version or args.command is None:
+        if args.command is None and not args.version:
+            parser.error("a command is required (see --help)")
+        args.engine = "shared"
+        return _run_command(argparse.Namespace(func=cmd_info, engine="shared"))
     if args.command in _BLOCK_COMMANDS and args.options_for != args.block and not getattr(args, "benches", None):
         parser.error(f"write the block ({args.block}) right after `{args.command}`")
     if getattr(args, "block", None) != "integrator":

@@ -31,6 +31,11 @@ def netlist_text(prep: Prepared) -> str:
     return "\n* ---- next deck ----\n".join(deck.render("circuits") for deck in prep.decks)
 
 
+def solver_of(plots) -> str:
+    """The linear solver ngspice reported for a run's analyses: "klu", "sparse" or "klu+sparse"."""
+    return "+".join(sorted({p.solver for deck_plots in plots for p in deck_plots})) or "none"
+
+
 def simulate(spec: Any, stimulus: Any, nonideal: Nonidealities | None = None, seed: int = 0, *,
              engine: Engine | str = "shared", timeout_s: float = DEFAULT_TIMEOUT_S) -> SimResult:
     """Run one block case in ngspice and return its observables (SI), waveforms, deck and provenance.
@@ -51,6 +56,7 @@ def simulate(spec: Any, stimulus: Any, nonideal: Nonidealities | None = None, se
     provenance = {
         "pycosim_version": __version__,
         "ngspice_version": eng.version(),
+        "solver": solver_of(plots),
         "engine": eng.name,
         "block": block.name,
         "spec_json": to_json(spec),

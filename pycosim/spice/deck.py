@@ -130,6 +130,11 @@ class Deck:
     includes: tuple[str, ...] = ()  # file names inside circuits/, e.g. "opamp.lib"
     options: tuple[str, ...] = ()
     comments: tuple[str, ...] = field(default=())
+    solver: Literal["klu", "sparse"] = "klu"  # ngspice >= 42 obeys `.options klu`; 39 ignores it
+
+    def __post_init__(self) -> None:
+        if self.solver not in ("klu", "sparse"):
+            raise SpecError(f"Deck.solver must be 'klu' or 'sparse', got {self.solver!r}")
 
     def circuit(self, lib_dir: str | Path) -> str:
         """Title, comments, includes, options and elements, ending with `.end`."""
@@ -137,6 +142,8 @@ class Deck:
         lines = [f"* {safe_text(self.title)}"]
         lines += [f"* {safe_text(c)}" for c in self.comments]
         lines += [f".include {safe_path(Path(lib_dir) / ident_file(inc))}" for inc in self.includes]
+        if self.solver == "klu":
+            lines.append(".options klu")
         lines += list(self.options)
         lines += list(self.elements)
         return "\n".join(lines)

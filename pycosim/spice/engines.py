@@ -23,8 +23,8 @@ import numpy as np
 from ..errors import SpecError, SpiceError, SpiceTimeout
 from ..resources import circuits_dir
 from . import host_protocol
-from .deck import Deck
-from .log import classify, failure_from_log
+from .deck import Analysis, Deck
+from .log import classify, failure_from_log, solver_from_log
 from .rawfile import normalize_vector_name, read_raw
 
 DEFAULT_TIMEOUT_S = 600.0
@@ -36,6 +36,7 @@ class Plot:
 
     kind: str
     vectors: Mapping[str, np.ndarray]
+    solver: str = "sparse"  # the linear solver ngspice reported for this analysis: "klu" or "sparse"
 
 
 class Engine(Protocol):
@@ -90,12 +91,13 @@ class SubprocessEngine:
                 failure = classify(log + f"\nngspice exited with status {proc.returncode}")
             if failure is not None:
                 raise failure
+            solver = solver_from_log(log)
             plots = []
             for k, (an, raw) in enumerate(zip(deck.analyses, raws)):
                 if not raw.exists():
                     raise classify(log + f"\nError: analysis {k} ({an.command.split()[0]}) wrote no results")
                 _, vectors = read_raw(raw)
-                plots.append(Plot(_plot_kind(an.command), vectors))
+                plots.append(Plot(_plot_kind(an.command), vectors, solver))
             return plots
 
 
@@ -186,7 +188,7 @@ class InProcessEngine:
                         raise failure
                     if not new:
                         raise classify(log + f"\nError: analysis {an.command.split()[0]!r} produced no results")
-                    plots.append(Plot(_plot_kind(an.command), self._vectors(ng, new[0])))
+                    plots.append(Plot(_plot_kind(an.command), self._vectors(ng, new[0]), solver_from_log(out)))
                 return plots
             finally:
                 self._cleanup(ng)
@@ -318,3 +320,18 @@ def make_engine(name: str = "shared") -> Engine:
     if name == "inprocess":
         return InProcessEngine()
     raise SpecError(f"engine {name!r} is not one of 'shared', 'subprocess', 'inprocess'")
+
+
+def ngspice_info(engine: Engine | str = "shared") -> dict[str, str]:
+    """The ngspice an engine runs and the linear solver it uses for pycosim's decks.
+
+    Runs a two-element probe deck (which asks for KLU, as every pycosim deck does) and reads
+    the solver ngspice reports: "klu" on ngspice >= 42 built with KLU, "sparse" otherwise.
+    """
+    from . import deck as d
+
+    eng = make_engine(engine) if isinstance(engine, str) else engine
+    probe = Deck(title="pycosim solver probe", elements=(d.vsource_dc("1", "a", "0", 1.0), d.resistor("1", "a", "0", 1e3)),
+                 saves=(d.node_voltage("a"),), analyses=(Analysis(d.op()),))
+    plots = eng.run(probe, timeout_s=60.0)
+    return {"ngspice_version": eng.version(), "solver": plots[0].solver, "engine": eng.name}

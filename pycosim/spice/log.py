@@ -15,6 +15,7 @@ _BENIGN = (
     "note: starting source stepping",
     "note: transient op started",
     "using sparse",
+    "using klu",
     "warning: further gmin increment",
     "trying gmin",
 )
@@ -36,6 +37,17 @@ _FAILED = re.compile(r"simulation\(s\) aborted|^error|\berror:|dc solution faile
                      re.IGNORECASE | re.MULTILINE)
 _TOO_SMALL = re.compile(r"timestep too small", re.IGNORECASE)
 _TIME = re.compile(r"(?:time|at)\s*=\s*([0-9.eE+-]+)")
+
+
+_SOLVER = re.compile(r"using (klu|sparse)\b[^\n]*direct linear solver", re.IGNORECASE)
+
+
+def solver_from_log(log: str) -> str:
+    """The linear solver an analysis used: "klu" or "sparse" (ngspice < 42 prints nothing: Sparse)."""
+    found = {m.lower() for m in _SOLVER.findall(log)}
+    if len(found) > 1:
+        return "mixed"
+    return found.pop() if found else "sparse"
 
 
 def relevant_lines(log: str) -> str:
