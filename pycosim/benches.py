@@ -8,25 +8,16 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import Callable
 
 import numpy as np
 
-from .blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient
+from .blocks.crossbar import CrossbarSpec, CrossbarTransient, example_read
 from .blocks.integrator import IntegratorRun, IntegratorSpec, example_run, staircase_noise_pwl
 from .blocks.opamp import OpAmpSpec
 from .simulate import prepare
 from .spice import Deck
 
 LIB_DIR_FROM_NETLISTS = "../circuits"
-
-
-def example_read(rows: int, cols: int, batch: int, seed: int = 0) -> CrossbarRead:
-    """Seeded example read: G ~ N(34 uS, 5.3 uS) clipped at 1 uS (electroformed cells), V in +-0.2 V."""
-    rng = np.random.default_rng(seed)
-    g = np.clip(rng.normal(34e-6, 5.3e-6, (rows, cols)), 1e-6, None)
-    v = rng.uniform(-0.2, 0.2, (batch, rows))
-    return CrossbarRead(g_siemens=g, v_in_volt=v)
 
 
 def example_step(rows: int, cols: int, seed: int = 0, t_stop_s: float = 2e-6) -> CrossbarTransient:
@@ -83,25 +74,40 @@ def _integrator_two_layer_sde() -> Deck:
     return prepare(spec, run).decks[0]
 
 
-BENCHES: dict[str, Callable[[], Deck]] = {
-    "crossbar_8x8.cir": _crossbar_dc,
-    "crossbar_8x8_tran.cir": _crossbar_tran,
-    "integrator_2x8_relu.cir": _integrator_relu,
-    "integrator_oscillator.cir": _integrator_oscillator,
-    "integrator_two_layer_sde.cir": _integrator_two_layer_sde,
-}
+def crossbar_benches() -> dict[str, Deck]:
+    """The crossbar block's benches (its `Block.benches`)."""
+    return {"crossbar_8x8.cir": _crossbar_dc(), "crossbar_8x8_tran.cir": _crossbar_tran()}
+
+
+def integrator_benches() -> dict[str, Deck]:
+    """The integrator block's benches (its `Block.benches`)."""
+    return {"integrator_2x8_relu.cir": _integrator_relu(), "integrator_oscillator.cir": _integrator_oscillator(),
+            "integrator_two_layer_sde.cir": _integrator_two_layer_sde()}
+
+
+def all_benches() -> dict[str, Deck]:
+    """Every registered block's benches, by file name (the generated part of `netlists/`)."""
+    from .blocks.registry import registered_blocks
+
+    out: dict[str, Deck] = {}
+    for block in registered_blocks().values():
+        for name, deck in block.benches().items():
+            if name in out:
+                raise ValueError(f"bench {name!r} is rendered by two blocks")
+            out[name] = deck
+    return out
 
 
 def render_bench(name: str) -> str:
     """Text of bench `name` exactly as stored in `netlists/`."""
-    return BENCHES[name]().render(LIB_DIR_FROM_NETLISTS, outputs="print")
+    return all_benches()[name].render(LIB_DIR_FROM_NETLISTS, outputs="print")
 
 
 def write_benches(folder: str | Path) -> list[Path]:
     """(Re)write every generated bench into `folder`; returns the paths."""
     out = []
-    for name in BENCHES:
+    for name, deck in all_benches().items():
         path = Path(folder) / name
-        path.write_text(render_bench(name))
+        path.write_text(deck.render(LIB_DIR_FROM_NETLISTS, outputs="print"))
         out.append(path)
     return out

@@ -23,7 +23,9 @@ def prepare(spec: Any, stimulus: Any, nonideal: Nonidealities | None = None, see
         from .errors import SpecError
 
         raise SpecError(f"nonideal must be a Nonidealities, got {type(nonideal).__name__}")
-    return block_for(spec, stimulus).prepare(spec, stimulus, nonideal, seed)
+    block = block_for(spec, stimulus)
+    block.check_nonideal(nonideal)
+    return block.prepare(spec, stimulus, nonideal, seed)
 
 
 def netlist_text(prep: Prepared) -> str:

@@ -8,7 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from pycosim.benches import BENCHES, render_bench
+from pycosim.benches import all_benches, render_bench
+
+BENCHES = sorted(all_benches())
 from pycosim.resources import circuits_dir, netlists_dir
 
 DECKS = sorted(p.name for p in netlists_dir().glob("*.cir"))

@@ -10,11 +10,12 @@ line is one node and the array computes exactly I = V·G.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Sequence
 
 import numpy as np
 
+from ..errormodels import AlignedErrors
 from ..errors import SpecError
 from ..nonideal import Nonidealities, Realization, realize
 from ..results import Waveforms
@@ -246,14 +247,36 @@ def transient_deck(spec: CrossbarSpec, stim: CrossbarTransient, real: Realizatio
                 analyses=(Analysis(d.tran(stim.t_step_s, stim.t_stop_s, stim.t_step_s)),))
 
 
+CrossbarRealization = Realization  # the crossbar's realization: g_read_siemens (reads, rows, cols), offset_volt (cols,)
+
+
+def realize_crossbar(spec: CrossbarSpec, stim: CrossbarRead | CrossbarTransient, nonideal: Nonidealities,
+                     seed: int) -> CrossbarRealization:
+    """Programmed cells (variation, stuck, drift), per-read noise and the TIAs' offsets, from `seed`."""
+    _check_shape(spec, stim.g_siemens)
+    n_reads = stim.v_in_volt.shape[0] if isinstance(stim, CrossbarRead) else 1
+    return realize(nonideal, stim.g_siemens, n_reads, spec.cols, seed)
+
+
 def prepare(spec: CrossbarSpec, stim: CrossbarRead | CrossbarTransient, nonideal: Nonidealities,
             seed: int) -> Prepared:
-    _check_shape(spec, stim.g_siemens)
+    real = realize_crossbar(spec, stim, nonideal, seed)
     if isinstance(stim, CrossbarRead):
-        real = realize(nonideal, stim.g_siemens, stim.v_in_volt.shape[0], spec.cols, seed)
         return Prepared(read_decks(spec, stim, real), {"realization": real})
-    real = realize(nonideal, stim.g_siemens, 1, spec.cols, seed)
     return Prepared((transient_deck(spec, stim, real),), {"realization": real})
+
+
+def example_read(rows: int, cols: int, batch: int, seed: int = 0) -> CrossbarRead:
+    """Seeded example read: G ~ N(34 uS, 5.3 uS) clipped at 1 uS (electroformed cells), V in +-0.2 V."""
+    rng = np.random.default_rng(seed)
+    g = np.clip(rng.normal(34e-6, 5.3e-6, (rows, cols)), 1e-6, None)
+    v = rng.uniform(-0.2, 0.2, (batch, rows))
+    return CrossbarRead(g_siemens=g, v_in_volt=v)
+
+
+def example(spec: CrossbarSpec, seed: int = 0) -> CrossbarRead:
+    """The block's example stimulus: 4 seeded reads of electroformed-like cells."""
+    return example_read(spec.rows, spec.cols, 4, seed)
 
 
 def _finish(spec: CrossbarSpec, i_out: np.ndarray, v_out: np.ndarray) -> dict[str, np.ndarray]:
@@ -304,5 +327,18 @@ def settling_time(t_s: np.ndarray, v: np.ndarray, t_edge_s: float, tol: float = 
     return out
 
 
-register(Block(name="crossbar", spec_type=CrossbarSpec, stimulus_types=(CrossbarRead, CrossbarTransient),
-               prepare=prepare, observe=observe))
+def _benches() -> dict[str, Deck]:
+    from ..benches import crossbar_benches
+
+    return crossbar_benches()
+
+
+register(Block(
+    name="crossbar", spec_type=CrossbarSpec, stimulus_types=(CrossbarRead, CrossbarTransient),
+    prepare=prepare, observe=observe, realize=realize_crossbar, example=example,
+    surrogate="pycosim.surrogates.crossbar:CrossbarModel",
+    errors=AlignedErrors(outputs=("i_out_amp", "v_out_volt", "v_adc_volt"), fit_outputs=("i_out_amp", "v_out_volt")),
+    honours=tuple(f.name for f in fields(Nonidealities)), stochastic=("read_noise_sigma",),
+    shape_fields=("rows", "cols"), benches=_benches, size_label=lambda spec: f"{spec.rows}x{spec.cols}",
+    demo="pycosim.demo:crossbar_section", description="memristor array read (matrix-vector product)",
+    module=__name__))

@@ -59,6 +59,7 @@ from typing import Sequence
 
 import numpy as np
 
+from ..errormodels import AlignedErrors
 from ..errors import SpecError
 from ..nonideal import Nonidealities, realize
 from ..results import Waveforms
@@ -77,6 +78,11 @@ G_OPEN_SIEMENS = 1e-15    # cells below this conductance are left out of the dec
 V_REF_VOLT = 1.0          # bias reference magnitude: b volts = |b|·g_unit from ±1 V
 TANH_SAT_VOLT = 1.2       # approximate saturation of act_tanh (only for the instant-rail warning)
 RAIL_WARN_FRACTION = 0.01
+# The loop's decks use ngspice's default Sparse solver, not KLU: the ideal op-amp stand-ins (A0 1e9,
+# GBW 1e13 Hz, 1 mOhm) make the matrix so ill-conditioned that KLU (no absolute pivot tolerance)
+# crawls: the two-layer SDE bench took 2.9 s with Sparse and did not finish in 300 s with KLU on
+# ngspice 46. The loops are small (tens to hundreds of nodes), where Sparse is as fast anyway.
+LOOP_SOLVER = "sparse"
 
 
 @json_type
@@ -488,7 +494,7 @@ def prepare(spec: IntegratorSpec, run: IntegratorRun, nonideal: Nonidealities, s
     t_end = t_rel + run.t_stop_s
     title, comments = _title(spec)
     deck = Deck(title=title, comments=comments, includes=("opamp.lib", "integrator.lib"),
-                options=(".options method=trap",),
+                options=(".options method=trap",), solver=LOOP_SOLVER,
                 elements=tuple(_elements(spec, run, lay)), saves=_saves(spec, run, lay),
                 analyses=(Analysis(d.tran(min(t_max, run.t_stop_s / (run.n_points - 1)), t_end, t_max)),))
     return Prepared((deck,), {"layout": lay, "t_release_s": t_rel})
@@ -597,8 +603,6 @@ def activation_transfer(spec: IntegratorSpec, z_lo_volt: float = -3.0, z_hi_volt
     return z, out[::-1].copy()
 
 
-register(Block(name="integrator", spec_type=IntegratorSpec, stimulus_types=(IntegratorRun,),
-               prepare=prepare, observe=observe))
 
 
 def example_run(spec: IntegratorSpec, seed: int = 0, t_stop_tau: float = 5.0, n_points: int = 501) -> IntegratorRun:
@@ -678,3 +682,31 @@ def realized_loop(spec: IntegratorSpec, run: IntegratorRun, nonideal: Nonidealit
         out |= {"w_mid_pos": lm["pos"], "w_mid_neg": lm["neg"], "b_mid": lm["b"], "w_u_mid": lm["w_u"],
                 "s_mid": lm["s"], "offset_tia2": o2[:h2], "offset_act2": o2[h2:2 * h2], "offset_hinv2": o2[2 * h2:]}
     return out
+
+
+def realize_integrator(spec: IntegratorSpec, run: IntegratorRun, nonideal: Nonidealities, seed: int) -> dict:
+    """The realized loop (`realized_loop`): per-layer conductances as weights and every op-amp's offset."""
+    return realized_loop(spec, run, nonideal, seed)
+
+
+def _example(spec: IntegratorSpec, seed: int = 0) -> IntegratorRun:
+    return example_run(spec, seed, t_stop_tau=3.0, n_points=101)
+
+
+def _benches() -> dict[str, Deck]:
+    from ..benches import integrator_benches
+
+    return integrator_benches()
+
+
+register(Block(
+    name="integrator", spec_type=IntegratorSpec, stimulus_types=(IntegratorRun,),
+    prepare=prepare, observe=observe, realize=realize_integrator, example=_example,
+    surrogate="pycosim.surrogates.integrator:IntegratorModel",
+    errors=AlignedErrors(outputs=("x_volt",), fit_outputs=("x_volt",)),
+    honours=("variation_sigma", "stuck_on_fraction", "stuck_off_fraction", "g_stuck_on_siemens",
+             "g_stuck_off_siemens", "drift_nu", "drift_time_s", "opamp_offset_sigma_volt"),
+    shape_fields=("n_states", "n_hidden", "n_hidden2"), benches=_benches,
+    size_label=lambda spec: f"{spec.n_states}x{spec.n_hidden}" + (f"x{spec.n_hidden2}" if spec.n_hidden2 else ""),
+    demo="pycosim.demo:integrator_section", description="closed-loop analog ODE solver (neural ODE in continuous time)",
+    module=__name__))

@@ -1,12 +1,17 @@
-"""The block table: each block module registers its Spec type with how to prepare and observe it.
+"""The block table: one `Block` record per circuit family, the single table everything loops over.
 
-`pycosim.simulate` dispatches on the spec's type through this table (like torchdiffeq's
-solver table), never through isinstance chains.
+A block is a handful of files and one record (DESIGN §3a): `pycosim.simulate`, `sweep`,
+`calibrate`, `validate`, the CLI, the benches and the demo look a block up here and never
+branch on its name. Built-in blocks register when `pycosim.blocks` is imported; a third-party
+block registers from its own module, found through the `pycosim.blocks` entry-point group
+(or the CLI's `--plugin MODULE`). This module is circuit world: numpy only, no torch.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import dataclasses
+import importlib
+from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -15,37 +20,158 @@ from ..errors import SpecError
 from ..results import Waveforms
 from ..spice import Deck, Plot
 
+ENTRY_POINT_GROUP = "pycosim.blocks"
+
 
 @dataclass(frozen=True)
 class Prepared:
-    """Everything a run needs, fixed before ngspice starts: decks plus block-specific context."""
+    """Everything a run needs, fixed before ngspice starts: decks plus block-specific context
+    (by convention `context["realization"]`: the block's realization, which the surrogate reuses)."""
 
     decks: tuple[Deck, ...]
     context: Mapping[str, Any]
 
 
+def _no_benches() -> dict[str, Deck]:
+    return {}
+
+
+def _default_size(spec: Any) -> str:
+    return ""
+
+
 @dataclass(frozen=True)
 class Block:
-    """One circuit family: name, spec and stimulus types, deck builder and observable extractor."""
+    """One circuit family, with the same face in the circuit and the behaviour world.
+
+    The functions a block writes (all numpy, no torch):
+      realize(spec, stimulus, nonideal, seed) -> <Block>Realization: every random draw, from
+          child seeds of `seed` (`pycosim.nonideal.child_rngs`); the same object feeds the deck
+          and the surrogate (`model.outputs(stimulus, realization=...)`).
+      prepare(spec, stimulus, nonideal, seed) -> Prepared: the decks (and the realization in
+          `context["realization"]`), built only from checked tokens (`pycosim.spice.deck`).
+      observe(spec, stimulus, prepared, plots) -> (outputs {name_unit: array}, Waveforms | None).
+      example(spec, seed) -> stimulus: a small seeded stimulus that runs in SPICE in seconds.
+      benches() -> {file name: Deck}: the by-hand decks of `netlists/` (a test keeps them in sync).
+    The record also names: `surrogate` ("module:Class", imported only when asked for, so the
+    circuit world stays torch-free), `honours` (the `Nonidealities` fields the block realizes;
+    any other field set is refused), `stochastic` (the honoured fields drawn anew per read,
+    compared statistically), `errors` (an `ErrorModel`), `shape_fields` (spec fields that size
+    the circuit but do not change the surrogate's physics: runs that differ only in them may be
+    calibrated together), `size_label(spec)` and `demo` ("module:function", a report section).
+    """
 
     name: str
     spec_type: type
     stimulus_types: tuple[type, ...]
     prepare: Callable[[Any, Any, Any, int], Prepared]
     observe: Callable[[Any, Any, Prepared, Sequence[Sequence[Plot]]], tuple[dict[str, np.ndarray], Waveforms | None]]
+    realize: Callable[[Any, Any, Any, int], Any]
+    example: Callable[[Any, int], Any]
+    surrogate: str
+    errors: Any
+    honours: tuple[str, ...] = ()
+    stochastic: tuple[str, ...] = ()
+    shape_fields: tuple[str, ...] = ()
+    benches: Callable[[], Mapping[str, Deck]] = _no_benches
+    size_label: Callable[[Any], str] = _default_size
+    demo: str | None = None
+    description: str = ""
+    module: str = field(default="", compare=False)
+
+    def surrogate_class(self) -> type:
+        """The surrogate's class (imports the behaviour world: torch)."""
+        return _load(self.surrogate, f"block {self.name!r} surrogate")
+
+    def demo_section(self) -> Callable | None:
+        """The demo's section function for this block, or None."""
+        return None if self.demo is None else _load(self.demo, f"block {self.name!r} demo section")
+
+    def check_nonideal(self, nonideal: Any) -> None:
+        """Refuse a `Nonidealities` that sets a field this block does not realize."""
+        default = type(nonideal)()
+        unused = [f.name for f in dataclasses.fields(nonideal)
+                  if getattr(nonideal, f.name) != getattr(default, f.name) and f.name not in self.honours]
+        if unused:
+            honoured = ", ".join(self.honours) or "none"
+            raise SpecError(f"the {self.name} block does not realize Nonidealities field(s) {', '.join(unused)}; "
+                            f"it honours: {honoured}")
 
 
-_BLOCKS: dict[type, Block] = {}
+def _load(ref: str, what: str) -> Any:
+    module, _, attr = ref.partition(":")
+    try:
+        return getattr(importlib.import_module(module), attr)
+    except (ImportError, AttributeError) as exc:
+        raise SpecError(f"{what} {ref!r} cannot be loaded: {exc}") from None
+
+
+_BLOCKS: dict[str, Block] = {}
+_BY_SPEC: dict[type, Block] = {}
+_BY_STIMULUS: dict[type, Block] = {}
 
 
 def register(block: Block) -> Block:
-    _BLOCKS[block.spec_type] = block
+    """Add (or replace) a block in the table; its name and spec type must be its own."""
+    if not isinstance(block, Block):
+        raise SpecError(f"register() takes a Block record, got {type(block).__name__}")
+    old = _BLOCKS.get(block.name)
+    if old is not None and old.spec_type is not block.spec_type and old.spec_type.__qualname__ != block.spec_type.__qualname__:
+        raise SpecError(f"block name {block.name!r} is already registered for {old.spec_type.__name__}")
+    _BLOCKS[block.name] = block
+    _BY_SPEC[block.spec_type] = block
+    for t in block.stimulus_types:
+        _BY_STIMULUS[t] = block
     return block
+
+
+_PLUGINS_LOADED = False
+
+
+def _load_plugins() -> None:
+    """Built-in blocks, then every `pycosim.blocks` entry point (once per process)."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
+        return
+    _PLUGINS_LOADED = True
+    importlib.import_module("pycosim.blocks")
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            ep.load()
+        except Exception as exc:  # noqa: BLE001 - a broken plug-in must not take the others down
+            import warnings
+
+            warnings.warn(f"pycosim block plug-in {ep.name!r} ({ep.value}) failed to load: {exc}", RuntimeWarning,
+                          stacklevel=2)
+
+
+def load_plugin(module: str) -> None:
+    """Import a module that registers blocks (the CLI's `--plugin MODULE`)."""
+    try:
+        importlib.import_module(module)
+    except ImportError as exc:
+        raise SpecError(f"plug-in module {module!r} cannot be imported: {exc}") from None
+
+
+def registered_blocks() -> dict[str, Block]:
+    """Every registered block by name: {"crossbar": Block, "integrator": Block, ...}."""
+    _load_plugins()
+    return dict(_BLOCKS)
+
+
+def block_named(name: str) -> Block:
+    blocks = registered_blocks()
+    if name not in blocks:
+        raise SpecError(f"unknown block {name!r}; registered: {', '.join(sorted(blocks))}")
+    return blocks[name]
 
 
 def block_for(spec: object, stimulus: object | None = None) -> Block:
     """The registered block of `spec`'s type; checks the stimulus type too."""
-    block = _BLOCKS.get(type(spec))
+    _load_plugins()
+    block = _BY_SPEC.get(type(spec))
     if block is None:
         known = ", ".join(sorted(b.spec_type.__name__ for b in _BLOCKS.values()))
         raise SpecError(f"{type(spec).__name__} is not a block spec; known: {known}")
@@ -56,5 +182,5 @@ def block_for(spec: object, stimulus: object | None = None) -> Block:
 
 
 def blocks() -> dict[str, Block]:
-    """Registered blocks by name."""
-    return {b.name: b for b in _BLOCKS.values()}
+    """Registered blocks by name (alias of `registered_blocks`)."""
+    return registered_blocks()
