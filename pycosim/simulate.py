@@ -29,8 +29,12 @@ def prepare(spec: Any, stimulus: Any, nonideal: Nonidealities | None = None, see
 
 
 def netlist_text(prep: Prepared) -> str:
-    """The exact decks of a case as one text (decks separated by a comment line)."""
-    return "\n* ---- next deck ----\n".join(deck.render("circuits") for deck in prep.decks)
+    """The exact decks of a case as one self-contained text: each deck with its library inlined
+    (runs with `ngspice -b` in any folder), decks joined by `DECK_SEPARATOR`; take one out with
+    `pycosim.spice.deck.split_decks`."""
+    from .spice.deck import DECK_SEPARATOR
+
+    return DECK_SEPARATOR.join(deck.render() for deck in prep.decks)
 
 
 def solver_of(plots) -> str:

@@ -5,22 +5,66 @@ Element lines are built only by the functions here, from `ident`-checked names a
 renders three ways: for a person (`print` results), for the subprocess engine (`write`
 binary raw files) and, circuit only, for the shared-library engine (which drives the
 analyses itself).
+
+Library files (`circuits/*.lib`) are either `.include`d from a folder (the engines, the
+benches in `netlists/`) or, with no folder given, pasted in between
+`* ---- begin circuits/<name> ----` and `* ---- end circuits/<name> ----` comment lines, so
+that a stored or returned deck (`SimResult.netlist`, the HDF5 `netlist`) runs with
+`ngspice -b` anywhere. Several decks of one case are joined by `DECK_SEPARATOR`;
+`split_decks` takes them apart again, each a runnable deck.
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
 from ..errors import SpecError
+from ..resources import circuits_dir
 from ..units import ident, spice_number
 
 _SAFE_PATH = re.compile(r"[A-Za-z0-9_./+-]+\Z")
 _SAFE_TEXT = re.compile(r"[A-Za-z0-9_ .,:;=+()/#%x*-]*\Z")
 _MAX_COMMAND_CHARS = 900  # ngspice's shared API takes commands up to 1023 characters
+
+DECK_SEPARATOR = "\n* ---- next deck ----\n"  # between the decks of one case in a netlist text
+
+
+def split_decks(text: str) -> list[str]:
+    """The runnable decks in a netlist text of one case (`SimResult.netlist`, the HDF5 `netlist`).
+
+    A case may run several decks; `pycosim.simulate` joins them with `DECK_SEPARATOR`. Each
+    returned deck ends with `.end` and, when it was stored with its library inlined (as
+    `SimResult.netlist` is), runs with `ngspice -b deck.cir` in any folder.
+    """
+    return text.split(DECK_SEPARATOR)
+
+
+_LIB_CACHE: dict[tuple[str, int, int], str] = {}
+
+
+def library_text(name: str) -> str:
+    """Text of library file `name` (e.g. `opamp.lib`) from `pycosim.resources.circuits_dir()`."""
+    path = circuits_dir() / ident_file(name)
+    try:
+        st = os.stat(path)
+    except FileNotFoundError:
+        raise SpecError(f"library {name!r} is not in {circuits_dir()}; known: "
+                        f"{', '.join(sorted(p.name for p in circuits_dir().glob('*.lib')))}") from None
+    key = (str(path), st.st_mtime_ns, st.st_size)
+    if key not in _LIB_CACHE:
+        _LIB_CACHE[key] = path.read_text().replace("\r\n", "\n").rstrip("\n")
+    return _LIB_CACHE[key]
+
+
+def inlined_library(name: str) -> str:
+    """Library `name` pasted between `* ---- begin circuits/<name> ----` / `* ---- end ... ----` lines."""
+    return (f"* ---- begin circuits/{ident_file(name)} ----\n{library_text(name)}\n"
+            f"* ---- end circuits/{ident_file(name)} ----")
 
 
 def node_name(node: str) -> str:
@@ -136,12 +180,19 @@ class Deck:
         if self.solver not in ("klu", "sparse"):
             raise SpecError(f"Deck.solver must be 'klu' or 'sparse', got {self.solver!r}")
 
-    def circuit(self, lib_dir: str | Path) -> str:
-        """Title, comments, includes, options and elements, ending with `.end`."""
-        safe_path(lib_dir)
+    def circuit(self, lib_dir: str | Path | None = None) -> str:
+        """Title, comments, libraries, options and elements (no `.end`).
+
+        lib_dir: folder the libraries are `.include`d from (absolute, or relative to where
+        ngspice runs); None pastes the library text in, so the deck needs no other file.
+        """
         lines = [f"* {safe_text(self.title)}"]
         lines += [f"* {safe_text(c)}" for c in self.comments]
-        lines += [f".include {safe_path(Path(lib_dir) / ident_file(inc))}" for inc in self.includes]
+        if lib_dir is None:
+            lines += [inlined_library(inc) for inc in self.includes]
+        else:
+            safe_path(lib_dir)
+            lines += [f".include {safe_path(Path(lib_dir) / ident_file(inc))}" for inc in self.includes]
         if self.solver == "klu":
             lines.append(".options klu")
         lines += list(self.options)
@@ -161,9 +212,13 @@ class Deck:
             cmds.append("save " + " ".join(current))
         return cmds
 
-    def render(self, lib_dir: str | Path, *, outputs: Literal["print", "raw"] = "print",
+    def render(self, lib_dir: str | Path | None = None, *, outputs: Literal["print", "raw"] = "print",
                raw_paths: Sequence[str | Path] = ()) -> str:
-        """Full deck with a `.control` block: `print` results (by hand) or `write` raw files (engine)."""
+        """Full deck with a `.control` block: `print` results (by hand) or `write` raw files (engine).
+
+        lib_dir: folder to `.include` the libraries from; None (the default) inlines them, so the
+        text runs with `ngspice -b` in any folder (what `SimResult.netlist` and the store hold).
+        """
         if outputs == "raw" and len(raw_paths) != len(self.analyses):
             raise ValueError("one raw path per analysis is needed")
         ctl = [".control", "set filetype=binary"] if outputs == "raw" else [".control"]
@@ -181,8 +236,9 @@ class Deck:
         return self.circuit(lib_dir) + "\n" + "\n".join(ctl) + "\n.end\n"
 
     def sha256(self) -> str:
-        """Content hash of the deck independent of where the library lives."""
-        return hashlib.sha256(self.render("circuits").encode()).hexdigest()
+        """Content hash of the self-contained deck (library text inlined): independent of where
+        the library lives, and a changed library gives a new hash."""
+        return hashlib.sha256(self.render().encode()).hexdigest()
 
 
 def ident_file(name: str) -> str:
