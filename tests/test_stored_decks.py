@@ -13,7 +13,6 @@ import subprocess
 from pathlib import Path
 
 import h5py
-import numpy as np
 import pytest
 
 import pycosim as pc
