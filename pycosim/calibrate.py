@@ -1,9 +1,10 @@
 """`calibrate`: fit a block surrogate's physical parameters to stored SPICE runs (the bridge).
 
-Generic over blocks: a surrogate offers `predict(case)`, `fit_outputs`,
-`physical_parameters()`, `nominal_parameters()`, `fitted_names()` and
-`set_physical_parameters()`. Runs are split into train and held-out *by case* (seeded);
-the fit is full-batch L-BFGS on the normalized squared error of the fit outputs.
+Generic over blocks: it calls only the `BlockSurrogate` protocol (`predict`, `fit_loss`,
+`errors`, `fitted_names`, `fit_only`, `parameter_tensors`, `physical_parameters`, ...).
+Runs must come from one circuit (they may differ in the block's `shape_fields`, e.g. array
+size); they are split into train and held-out *by case* (seeded); the fit is full-batch
+L-BFGS on the block's fit loss.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ import torch
 from tqdm import tqdm
 
 from .errors import SpecError
-from .metrics import nrmse
 from .report import markdown_table
 from .results import SimResult
 from .specjson import from_json, to_json
@@ -35,7 +35,7 @@ class FitReport:
 
     model: str
     parameters: tuple[tuple[str, float, float, float], ...]  # (name, nominal, start, fitted), SI
-    train_error: Mapping[str, Mapping[str, float]]          # output -> {"nrmse", "max_abs"}
+    train_error: Mapping[str, Mapping[str, float]]          # output -> {metric: value} (the block's error model)
     held_out_error: Mapping[str, Mapping[str, float]]
     n_train: int
     n_held_out: int
@@ -49,13 +49,21 @@ class FitReport:
         text = f"Calibrated `{self.model}` on {self.n_train} SPICE cases, checked on {self.n_held_out} held-out " \
                f"cases ({self.n_spice_runs} SPICE runs in all), in {self.wall_s:.2f} s.\n\n"
         text += markdown_table(["parameter (SI)", "nominal", "start", "fitted", "fitted vs nominal"], rows) + "\n\n"
-        err = [(k, 100 * self.train_error[k]["nrmse"], self.train_error[k]["max_abs"],
-                100 * self.held_out_error[k]["nrmse"] if k in self.held_out_error else float("nan"),
-                self.held_out_error[k]["max_abs"] if k in self.held_out_error else float("nan"))
-               for k in self.train_error]
-        text += markdown_table(["output", "train NRMSE (%)", "train max |err| (SI)", "held-out NRMSE (%)",
-                                "held-out max |err| (SI)"], err)
+        metrics = list(dict.fromkeys(m for v in self.train_error.values() for m in v))
+        header = ["output"] + [f"{part} {_METRIC_LABEL.get(m, m)}" for part in ("train", "held-out") for m in metrics]
+        rows = [[k] + [_fmt_metric(m, errs.get(k, {}).get(m, float("nan")))
+                       for errs in (self.train_error, self.held_out_error) for m in metrics]
+                for k in self.train_error]
+        text += markdown_table(header, rows)
         return text + "\n"
+
+
+_METRIC_LABEL = {"nrmse": "NRMSE (%)", "max_abs": "max |err| (SI)"}
+
+
+def _fmt_metric(metric: str, value: float) -> str:
+    """NRMSE in percent (the column says so), everything else in SI."""
+    return f"{100 * value:.4g}" if metric == "nrmse" else f"{value:.4g}"
 
 
 @dataclass(frozen=True)
@@ -93,7 +101,7 @@ def load_model(path: str | os.PathLike) -> Any:
     if meta.get("model") not in classes:
         raise SpecError(f"{path}: unknown model {meta.get('model')!r}; known: {', '.join(classes)}")
     model = classes[meta["model"]](from_json(meta["spec_json"]))
-    model.circuit_spec = from_json(meta.get("circuit_spec_json", meta["spec_json"]))
+    model.describes(from_json(meta.get("circuit_spec_json", meta["spec_json"])))
     state = torch.load(path.with_name(meta["weights"]), weights_only=True)
     model.load_state_dict(state)
     return model
@@ -123,17 +131,49 @@ def split_cases(n: int, holdout: float, seed: int) -> tuple[np.ndarray, np.ndarr
 
 
 def prediction_errors(model: Any, runs: Sequence[tuple[Case, SimResult]],
-                      keys: Sequence[str]) -> dict[str, dict[str, float]]:
-    """NRMSE (over the reference's range) and max |error| (SI) per output over all runs."""
-    out: dict[str, dict[str, float]] = {}
+                      keys: Sequence[str] | None = None) -> dict[str, dict[str, float]]:
+    """The block's error model (e.g. NRMSE and max |error| per output) over all runs, for `keys`
+    (default: every output the error model reports)."""
     if not runs:
-        return out
+        return {}
     with torch.no_grad():
         preds = [model.predict(case) for case, _ in runs]
-    for k in keys:
-        ref = np.concatenate([r.outputs[k].ravel() for _, r in runs])
-        got = np.concatenate([p[k].detach().cpu().numpy().ravel() for p in preds])
-        out[k] = {"nrmse": nrmse(got, ref), "max_abs": float(np.max(np.abs(got - ref)))}
+    errs = model.errors(preds, [r.outputs for _, r in runs])
+    return {k: v for k, v in errs.items() if keys is None or k in keys}
+
+
+def one_circuit(specs: Sequence[Any], shape_fields: Sequence[str]) -> Any:
+    """The circuit that all runs share; SpecError naming the fields that differ otherwise.
+
+    Runs may differ in the block's `shape_fields` (sizes): the surrogate's physics is per
+    cell/unit. Any other difference would make the fit pool different circuits into one.
+    """
+    first = specs[0]
+    differing = sorted({name for spec in specs[1:] for name in _differing_fields(first, spec)
+                        if name.split(".")[0] not in shape_fields})
+    if differing:
+        values = "; ".join(f"{n}: {sorted({repr(_get(s, n)) for s in specs})}" for n in differing[:4])
+        raise SpecError(f"calibrate: the runs come from different circuits (they differ in {', '.join(differing)}: "
+                        f"{values}); calibrate each circuit on its own runs (e.g. one store or sweep per circuit)")
+    return first
+
+
+def _get(spec: Any, path: str) -> Any:
+    for part in path.split("."):
+        spec = getattr(spec, part)
+    return spec
+
+
+def _differing_fields(a: Any, b: Any, prefix: str = "") -> list[str]:
+    import dataclasses
+
+    out = []
+    for f in dataclasses.fields(a):
+        va, vb = getattr(a, f.name), getattr(b, f.name)
+        if dataclasses.is_dataclass(va) and not isinstance(va, type) and type(va) is type(vb):
+            out += _differing_fields(va, vb, f"{prefix}{f.name}.")
+        elif va != vb:
+            out.append(prefix + f.name)
     return out
 
 
@@ -152,27 +192,22 @@ def calibrate(spec: Any, runs: Any, *, holdout: float = 0.25, seed: int = 0,
     if not pairs:
         raise SpecError("calibrate needs at least one SPICE run")
     model = surrogate(spec)
-    circuits = {to_json(case.spec) for case, _ in pairs}
-    if len(circuits) == 1:
-        model.circuit_spec = pairs[0][0].spec
+    if any(type(case.spec) is not type(spec) for case, _ in pairs):
+        kinds = sorted({type(case.spec).__name__ for case, _ in pairs})
+        raise SpecError(f"calibrate: runs of {', '.join(kinds)} cannot calibrate a {type(spec).__name__} surrogate")
+    model.describes(one_circuit([case.spec for case, _ in pairs], model.block.shape_fields))
     nominal = model.nominal_parameters()
     if start:
         model.set_physical_parameters(start)
     starting = model.physical_parameters()
     names = model.fitted_names() if fit is None else list(fit)
-    unknown = set(names) - set(model.fitted_names())
-    if unknown:
-        raise SpecError(f"cannot fit {sorted(unknown)} for this spec; fittable: {model.fitted_names()}")
+    model.fit_only(names)
     train_idx, hold_idx = split_cases(len(pairs), holdout, seed)
     train = [pairs[i] for i in train_idx]
     held = [pairs[i] for i in hold_idx]
     keys = [k for k in model.fit_outputs if all(k in r.outputs for _, r in train)]
-    refs = {k: [torch.as_tensor(r.outputs[k], dtype=torch.float64) for _, r in train] for k in keys}
-    scale = {k: max(float(torch.cat([t.ravel() for t in refs[k]]).abs().max()), 1e-300) for k in keys}
-    field_of = model._PARAM_FIELDS
-    params = [p for n, p in model.named_parameters() if field_of.get(n) in names]
-    for n, p in model.named_parameters():
-        p.requires_grad_(field_of.get(n) in names)
+    refs = [r.outputs for _, r in train]
+    params = model.parameter_tensors(names)
     loss_value = float("nan")
     if params:
         opt = torch.optim.LBFGS(params, lr=1.0, max_iter=max_iter, tolerance_grad=1e-14, tolerance_change=1e-16,
@@ -181,11 +216,7 @@ def calibrate(spec: Any, runs: Any, *, holdout: float = 0.25, seed: int = 0,
 
         def closure():
             opt.zero_grad()
-            loss = torch.zeros((), dtype=torch.float64)
-            for (case, _), *ref in zip(train, *refs.values()):
-                pred = model.predict(case)
-                for k, r in zip(keys, ref):
-                    loss = loss + torch.mean(((pred[k].to(torch.float64) - r) / scale[k]) ** 2) / len(train)
+            loss = model.fit_loss([model.predict(case) for case, _ in train], refs)
             loss.backward()
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.3e}")

@@ -22,8 +22,9 @@ import torch
 from tqdm import tqdm
 
 from . import plots
+from .errormodels import DistributionErrors, deviations
 from .errors import SpecError
-from .metrics import nrmse
+from .surrogates.physical import to_numpy
 from .nonideal import Nonidealities
 from .report import markdown_table
 from .sweep import Case, sweep
@@ -113,22 +114,27 @@ class ValidationReport:
         return plots.error_vs_size(self.table, metric, [g for g in self.grid_names if g not in ("rows", "cols")])
 
 
-def _np(t: torch.Tensor) -> np.ndarray:
-    return t.detach().cpu().numpy()
-
-
 def validate(model: Any, cases: Sequence[Case], nonideal_grid: Mapping[str, Sequence[Any]] | None = None, *,
              store: str | Path | None = None, executor=None, engine: str = "shared",
              keys: Sequence[str] | None = None, progress: bool = True) -> ValidationReport:
     """Run SPICE and the surrogate on every case at every grid point; report errors per point.
 
     model: a surrogate (or a Calibration); cases: held-out base cases; nonideal_grid:
-    {field: [values]} over spec fields (dotted for `opamp.*`) and Nonidealities fields;
-    store: HDF5 store of the SPICE runs (resumable; default a temporary file).
+    {field: [values]} over spec fields (dotted for `opamp.*`) and Nonidealities fields the
+    block honours; store: HDF5 store of the SPICE runs (resumable; default a temporary file).
+    Errors are the block's error model (`Block.errors`). Where a case turns on a stochastic
+    nonideality of the block (e.g. read noise), the row also compares the two worlds as
+    distributions: the surrogate is drawn with independent seeds (`STAT_SEED_OFFSET` away), and
+    the deviations from each world's noiseless answer are compared (std ratio, KS statistic and
+    p-value) — the same draws in both worlds would prove nothing about the statistics.
     """
     model = getattr(model, "model", model)
+    block = model.block
     points = grid_points(nonideal_grid)
     variants = [[apply_point(c, p) for c in cases] for p in points]
+    for group in variants:
+        for c in group:
+            block.check_nonideal(c.nonideal)
     tmp = None
     if store is None:
         tmp = tempfile.TemporaryDirectory(prefix="pycosim-validate-")
@@ -138,7 +144,7 @@ def validate(model: Any, cases: Sequence[Case], nonideal_grid: Mapping[str, Sequ
     if sw.failures:
         raise SpecError(f"{len(sw.failures)} SPICE case(s) failed during validation: "
                         f"{next(iter(sw.failures.values())).splitlines()[0]}")
-    keys = tuple(keys or getattr(model, "validate_outputs", model.fit_outputs))
+    keys = tuple(keys or block.errors.outputs)
     table: list[dict[str, Any]] = []
     parity = {k: ([], []) for k in keys}
     models: dict[str, Any] = {}
@@ -146,42 +152,58 @@ def validate(model: Any, cases: Sequence[Case], nonideal_grid: Mapping[str, Sequ
         refs = [sw.result(c.case_id) for c in group]
         preds, t_sur = [], 0.0
         for c in group:
-            m = models.setdefault(c.spec.__repr__(), model.for_spec(c.spec))
+            m = models.setdefault(repr(c.spec), model.for_spec(c.spec))
             t0 = time.perf_counter()
             with torch.no_grad():
-                preds.append(m.predict(c))
+                preds.append(to_numpy(m.predict(c)))
             t_sur += time.perf_counter() - t0
         row: dict[str, Any] = {name: point[name] for name in point}
-        row["size"] = f"{group[0].spec.rows}x{group[0].spec.cols}" if hasattr(group[0].spec, "rows") else ""
+        row["size"] = block.size_label(group[0].spec)
         row["n_cases"] = len(group)
+        for k, metrics in block.errors.errors(preds, [r.outputs for r in refs]).items():
+            if k in keys:
+                row |= {f"{metric}_{k}": value for metric, value in metrics.items()}
         for k in keys:
-            ref = np.concatenate([r.outputs[k].ravel() for r in refs])
-            got = np.concatenate([_np(p[k]).ravel() for p in preds])
-            row[f"nrmse_{k}"] = nrmse(got, ref)
-            row[f"max_abs_{k}"] = float(np.max(np.abs(got - ref)))
-            parity[k][0].append(ref)
-            parity[k][1].append(got)
-        noisy = [c for c in group if c.nonideal.read_noise_sigma > 0]
-        if noisy:
-            row["noise_std_ratio"] = _noise_std_ratio(models, noisy, refs, preds, keys[0], group)
+            if all(k in r.outputs for r in refs):
+                parity[k][0].append(np.concatenate([r.outputs[k].ravel() for r in refs]))
+                parity[k][1].append(np.concatenate([p[k].ravel() for p in preds]))
+        stochastic = [c for c in group if _stochastic(block, c.nonideal)]
+        if stochastic:
+            row |= _distribution_row(block, models, stochastic, {c.case_id: r for c, r in zip(group, refs)}, keys)
         row["spice_s"] = sum(float(r.provenance["wall_s"]) for r in refs)
         row["surrogate_s"] = t_sur
         table.append(row)
     if tmp is not None:
         tmp.cleanup()
     return ValidationReport(grid_names=tuple(nonideal_grid or {}), keys=keys, table=table,
-                            parity={k: (np.concatenate(a), np.concatenate(b)) for k, (a, b) in parity.items()})
+                            parity={k: (np.concatenate(a), np.concatenate(b)) for k, (a, b) in parity.items() if a})
 
 
-def _noise_std_ratio(models, noisy, refs, preds, key, group) -> float:
-    """std of (SPICE − noiseless) over std of (surrogate − noiseless), over every read: ≈ 1."""
-    dev_spice, dev_sur = [], []
-    for c, r, p in zip(group, refs, preds):
-        if c.nonideal.read_noise_sigma == 0:
-            continue
-        quiet = Case(c.spec, c.stimulus, replace(c.nonideal, read_noise_sigma=0.0), c.seed)
+STAT_SEED_OFFSET = 1_000_003  # the surrogate's independent draws use seed + this
+
+
+def _stochastic(block, nonideal: Nonidealities) -> bool:
+    default = Nonidealities()
+    return any(getattr(nonideal, f) != getattr(default, f) for f in block.stochastic)
+
+
+def quiet(block, nonideal: Nonidealities) -> Nonidealities:
+    """`nonideal` with the block's stochastic (per-read) effects off."""
+    return replace(nonideal, **{f: getattr(Nonidealities(), f) for f in block.stochastic})
+
+
+def _distribution_row(block, models, cases: Sequence[Case], refs: Mapping[str, Any], keys) -> dict[str, float]:
+    """Stochastic part of SPICE (its run minus the noiseless surrogate of the same devices) against
+    the stochastic part of the surrogate drawn with independent seeds: DistributionErrors."""
+    dev_ref, dev_sur = [], []
+    for c in cases:
+        m = models[repr(c.spec)]
         with torch.no_grad():
-            mean = _np(models[c.spec.__repr__()].predict(quiet)[key])
-        dev_spice.append(r.outputs[key] - mean)
-        dev_sur.append(_np(p[key]) - mean)
-    return float(np.std(np.concatenate(dev_spice)) / max(np.std(np.concatenate(dev_sur)), 1e-300))
+            mean = to_numpy(m.outputs(c.stimulus, quiet(block, c.nonideal), c.seed))
+            other = to_numpy(m.outputs(c.stimulus, c.nonideal, c.seed + STAT_SEED_OFFSET))
+        dev_ref += deviations([refs[c.case_id].outputs], [mean], keys)
+        dev_sur += deviations([other], [mean], keys)
+    stats = DistributionErrors(outputs=tuple(keys)).errors(dev_sur, dev_ref)
+    k = keys[0]
+    return {"noise_std_ratio": stats[k]["std_ratio"], "noise_ks_statistic": stats[k]["ks_statistic"],
+            "noise_ks_pvalue": stats[k]["ks_pvalue"]}

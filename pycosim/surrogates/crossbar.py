@@ -18,12 +18,13 @@ import numpy as np
 import torch
 from torch import nn
 
-from ..blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient, quantize
-from ..nonideal import Nonidealities, realize
+from ..blocks.crossbar import (CrossbarRead, CrossbarRealization, CrossbarSpec, CrossbarTransient, quantize,
+                               realize_crossbar)
+from ..errors import SpecError
+from ..nonideal import Nonidealities
 from . import schur
 from .irdrop import RTOL, Network, solve_nodes
-from .physical import PhysicalModel
-from .registry import register_surrogate
+from .physical import Param, PhysicalModel
 
 _RAIL_SOFTNESS_VOLT = 0.01  # k of the softplus rail clamp in circuits/opamp.lib
 _A0_IDEAL = 1e9             # the circuit world's stand-in for an ideal op-amp's gain
@@ -49,18 +50,19 @@ def _quantize_ste(x: torch.Tensor, bits: int, full_scale: float) -> torch.Tensor
     return x + (q - x).detach()
 
 
-@register_surrogate(CrossbarSpec)
 class CrossbarModel(PhysicalModel):
     """Batched, differentiable crossbar read; `outputs` answers like `pc.simulate` (tensors)."""
 
-    fit_outputs = ("i_out_amp", "v_out_volt")
-    validate_outputs = ("i_out_amp", "v_out_volt", "v_adc_volt")
+    PARAMETERS = {"log_r_wire_ohm": Param("r_wire_ohm", ("r_wire_ohm",)),
+                  "log_r_f_ohm": Param("r_f_ohm", ("r_f_ohm",)),
+                  "offset_mv": Param("opamp.offset_volt", ("opamp.offset_volt",), scale=1e3),
+                  "log_a0": Param("opamp.a0", ("opamp.a0",)),
+                  "log_r_access_ohm": Param("r_access_ohm", ("r_access_ohm",)),
+                  "log_iv_v0_volt": Param("iv_v0_volt", ("iv_v0_volt",))}
 
     def __init__(self, spec: CrossbarSpec, *, device: str | torch.device | None = None,
                  dtype: torch.dtype = torch.float64, rtol: float = RTOL):
-        super().__init__()
-        self.spec = spec
-        self.circuit_spec = spec  # the circuit the parameters describe (calibrate sets it to the runs' spec)
+        super().__init__(spec, device=device, dtype=dtype, rtol=rtol)
         self.dtype = dtype
         self.rtol = rtol
         f64 = dict(dtype=torch.float64, device=device)
@@ -82,25 +84,14 @@ class CrossbarModel(PhysicalModel):
 
     # ---- physical parameters in SI -------------------------------------------------------
     def physical_parameters(self) -> dict[str, float]:
-        """Every physical parameter in SI, by the name of the spec field it refines."""
-        return {
-            "r_wire_ohm": 0.0 if self.ideal_wires else float(self.log_r_wire_ohm.detach().exp()),
-            "r_f_ohm": float(self.log_r_f_ohm.detach().exp()),
-            "opamp.offset_volt": float(self.offset_mv.detach()) * 1e-3,
-            "opamp.a0": math.inf if self.ideal_opamp else float(self.log_a0.detach().exp()),
-            "r_access_ohm": float(self.log_r_access_ohm.detach().exp()),
-            "iv_v0_volt": float(self.log_iv_v0_volt.detach().exp()),
-        }
-
-    def nominal_parameters(self) -> dict[str, float]:
-        """The same parameters at the spec's values (what an uncalibrated model uses)."""
-        s = self.spec
-        return {"r_wire_ohm": s.r_wire_ohm, "r_f_ohm": s.r_f_ohm, "opamp.offset_volt": s.opamp.offset_volt,
-                "opamp.a0": s.opamp.a0, "r_access_ohm": s.r_access_ohm, "iv_v0_volt": s.iv_v0_volt}
-
-    _PARAM_FIELDS = {"log_r_wire_ohm": "r_wire_ohm", "log_r_f_ohm": "r_f_ohm", "offset_mv": "opamp.offset_volt",
-                     "log_a0": "opamp.a0", "log_r_access_ohm": "r_access_ohm", "log_iv_v0_volt": "iv_v0_volt"}
-    _SCALED = {"offset_mv": 1e3}
+        """Every physical parameter in SI, by the name of the spec field it refines (ideal wires
+        are exactly 0 Ohm, an ideal op-amp's gain is inf)."""
+        out = super().physical_parameters()
+        if self.ideal_wires:
+            out["r_wire_ohm"] = 0.0
+        if self.ideal_opamp:
+            out["opamp.a0"] = math.inf
+        return out
 
     # ---- the physics ---------------------------------------------------------------------
     def _tia(self) -> tuple[torch.Tensor, torch.Tensor]:
@@ -201,12 +192,16 @@ class CrossbarModel(PhysicalModel):
 
     # ---- the same face as the circuit world ---------------------------------------------
     def outputs(self, stimulus: CrossbarRead, nonideal: Nonidealities | None = None,
-                seed: int = 0) -> dict[str, torch.Tensor]:
-        """Same keys and shapes as `pc.simulate(spec, stimulus, nonideal, seed).outputs`, as tensors."""
+                seed: int = 0, *, realization: CrossbarRealization | None = None) -> dict[str, torch.Tensor]:
+        """Same keys and shapes as `pc.simulate(spec, stimulus, nonideal, seed).outputs`, as tensors.
+
+        realization: the crossbar's realization to use (e.g. the one a SPICE run's `prepare` drew);
+        by default it is drawn here from `nonideal` and `seed`, as `pc.simulate` draws it.
+        """
         if isinstance(stimulus, CrossbarTransient):
-            raise NotImplementedError("the crossbar surrogate answers DC reads; transients are SPICE-only for now")
+            raise SpecError("the crossbar surrogate answers DC reads (CrossbarRead); transients are SPICE-only")
         nonideal = Nonidealities() if nonideal is None else nonideal
-        real = realize(nonideal, stimulus.g_siemens, stimulus.v_in_volt.shape[0], self.spec.cols, seed)
+        real = realization if realization is not None else realize_crossbar(self.spec, stimulus, nonideal, seed)
         extra = torch.tensor(real.offset_volt, dtype=torch.float64) if np.any(real.offset_volt) else None
         return self(torch.tensor(real.g_read_siemens), torch.tensor(stimulus.v_in_volt), extra)
 
@@ -214,15 +209,3 @@ class CrossbarModel(PhysicalModel):
         """Outputs for a stored `Case` (spec must match this model's geometry)."""
         return self.outputs(case.stimulus, case.nonideal, case.seed)
 
-    def for_spec(self, spec: CrossbarSpec) -> "CrossbarModel":
-        """A model for circuit `spec` that keeps this model's fitted values for the fields where `spec`
-        equals the circuit it was calibrated on, and takes `spec`'s values where it differs."""
-        new = type(self)(spec, dtype=self.dtype, rtol=self.rtol)
-        nominal = type(self)(self.circuit_spec).nominal_parameters()
-        theirs = new.nominal_parameters()
-        with torch.no_grad():
-            for name, param in new.named_parameters():
-                field = self._PARAM_FIELDS.get(name)
-                if field and theirs[field] == nominal[field] and param.requires_grad:
-                    param.copy_(dict(self.named_parameters())[name])
-        return new

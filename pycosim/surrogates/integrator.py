@@ -31,8 +31,7 @@ from torchdiffeq import odeint
 from ..blocks.integrator import G_OPEN_SIEMENS, IntegratorRun, IntegratorSpec, realized_loop
 from ..errors import SpecError
 from ..nonideal import Nonidealities
-from .physical import PhysicalModel
-from .registry import register_surrogate
+from .physical import Param, PhysicalModel
 
 _A0_IDEAL = 1e9
 _GBW_IDEAL_HZ = 1e13
@@ -128,23 +127,22 @@ def warn_if_lag_broke(field, stacklevel: int = 2) -> None:
                       RuntimeWarning, stacklevel=stacklevel + 1)
 
 
-@register_surrogate(IntegratorSpec)
 class IntegratorModel(PhysicalModel):
     """Neural-ODE surrogate of the analog integrator loop; `outputs(run)` answers like `pc.simulate`."""
 
-    fit_outputs = ("x_volt",)
-    validate_outputs = ("x_volt",)
-    _PARAM_FIELDS = {"log_tau_s": "tau_s", "log_a0": "opamp.a0", "log_lag_scale": "lag_scale",
-                     "log_is_amp": "diode_is_amp", "log_n_vt_volt": "diode_n_vt_volt",
-                     "log_relu_width_volt": "relu_width_volt", "relu_threshold_mv": "relu_threshold_volt"}
-    _SCALED = {"relu_threshold_mv": 1e3}
+    PARAMETERS = {"log_tau_s": Param("tau_s", ("tau_s",)),
+                  "log_a0": Param("opamp.a0", ("opamp.a0",)),
+                  "log_lag_scale": Param("lag_scale", ("opamp.gbw_hz",)),   # GBW-lag correction, ×
+                  "log_is_amp": Param("diode_is_amp"),                       # activation circuit's diodes
+                  "log_n_vt_volt": Param("diode_n_vt_volt"),
+                  "log_relu_width_volt": Param("relu_width_volt"),
+                  "relu_threshold_mv": Param("relu_threshold_volt", scale=1e3)}
 
     def __init__(self, spec: IntegratorSpec, *, device: str | torch.device | None = None,
                  dtype: torch.dtype = torch.float64, rtol: float = 1e-7, atol: float = 1e-9,
                  method: str = "dopri5", step_size_tau: float | None = None):
-        super().__init__()
-        self.spec = spec
-        self.circuit_spec = spec
+        super().__init__(spec, device=device, dtype=dtype, rtol=rtol, atol=atol, method=method,
+                         step_size_tau=step_size_tau)
         self.dtype, self.rtol, self.atol = dtype, rtol, atol
         # torchdiffeq solver; a fixed-step method ("rk4") takes its step in units of τ
         self.method, self.step_size_tau = method, step_size_tau
@@ -163,30 +161,10 @@ class IntegratorModel(PhysicalModel):
 
     # ---- physical parameters ----------------------------------------------------------------
     def physical_parameters(self) -> dict[str, float]:
-        return {"tau_s": float(self.log_tau_s.detach().exp()),
-                "opamp.a0": float(self.log_a0.detach().exp()) if math.isfinite(self.spec.opamp.a0) else math.inf,
-                "lag_scale": float(self.log_lag_scale.detach().exp()),
-                "diode_is_amp": float(self.log_is_amp.detach().exp()),
-                "diode_n_vt_volt": float(self.log_n_vt_volt.detach().exp()),
-                "relu_width_volt": float(self.log_relu_width_volt.detach().exp()),
-                "relu_threshold_volt": float(self.relu_threshold_mv.detach()) * 1e-3}
-
-    def nominal_parameters(self) -> dict[str, float]:
-        return type(self)(self.spec).physical_parameters()
-
-    def for_spec(self, spec: IntegratorSpec) -> "IntegratorModel":
-        """A model for `spec`, keeping fitted values where `spec` matches the calibrated circuit."""
-        new = type(self)(spec, dtype=self.dtype, rtol=self.rtol, atol=self.atol, method=self.method,
-                         step_size_tau=self.step_size_tau)
-        same = {"tau_s": spec.tau_s == self.circuit_spec.tau_s, "opamp.a0": spec.opamp.a0 == self.circuit_spec.opamp.a0,
-                "lag_scale": spec.opamp.gbw_hz == self.circuit_spec.opamp.gbw_hz,
-                "diode_is_amp": True, "diode_n_vt_volt": True, "relu_width_volt": True, "relu_threshold_volt": True}
-        mine = dict(self.named_parameters())
-        with torch.no_grad():
-            for name, p in new.named_parameters():
-                if same[self._PARAM_FIELDS[name]] and p.requires_grad and mine[name].requires_grad:
-                    p.copy_(mine[name])
-        return new
+        out = super().physical_parameters()
+        if not math.isfinite(self.spec.opamp.a0):
+            out["opamp.a0"] = math.inf
+        return out
 
     # ---- the physics --------------------------------------------------------------------------
     def activation(self, z: torch.Tensor) -> torch.Tensor:
@@ -310,8 +288,11 @@ class IntegratorModel(PhysicalModel):
         f.lag_broke = torch.zeros((), dtype=torch.bool)
         return f
 
-    def _realized(self, run: IntegratorRun, nonideal: Nonidealities | None, seed: int) -> dict[str, torch.Tensor]:
+    def _realized(self, run: IntegratorRun, nonideal: Nonidealities | None, seed: int,
+                  realization: Mapping[str, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
         """The realized circuit of `run` (any network size: the physics is per unit) as tensors."""
+        if realization is not None:
+            return {k: _t(v, self.log_tau_s.device) for k, v in realization.items()}
         h_run, n_run = run.w_in.shape
         shape = (n_run, h_run, run.n_hidden2)
         spec = self.spec if shape == (self.spec.n_states, self.spec.n_hidden, self.spec.n_hidden2) else replace(
@@ -328,9 +309,11 @@ class IntegratorModel(PhysicalModel):
                          None if run.u_in_pwl is None else _pwl(run.u_in_pwl, dev))
 
     def trajectory(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0,
-                   x0_volt: np.ndarray | torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """t_s (n_points,), x_volt (n_points, n) — or (n_points, b, n) for a batch x0_volt (b, n)."""
-        loop = self._realized(run, nonideal, seed)
+                   x0_volt: np.ndarray | torch.Tensor | None = None, *,
+                   realization: Mapping[str, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+        """t_s (n_points,), x_volt (n_points, n) — or (n_points, b, n) for a batch x0_volt (b, n).
+        realization: the block's realization (`realize_integrator`) instead of drawing it here."""
+        loop = self._realized(run, nonideal, seed, realization)
         p = self._loop(loop)
         x0 = _t(run.x0_volt if x0_volt is None else x0_volt, self.log_tau_s.device)
         t = torch.linspace(0.0, run.t_stop_s, run.n_points, dtype=torch.float64, device=x0.device)
@@ -365,9 +348,10 @@ class IntegratorModel(PhysicalModel):
             out["energy_joule"] = torch.trapezoid(power, t, dim=0).reshape(-1 if x.ndim > 2 else 1).to(self.dtype)
         return out
 
-    def outputs(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0):
+    def outputs(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0, *,
+                realization: Mapping[str, np.ndarray] | None = None):
         """Same keys as `pc.simulate(spec, run).outputs` (energy estimated, see `_supply_power`), as tensors."""
-        return self.trajectory(run, nonideal, seed)
+        return self.trajectory(run, nonideal, seed, realization=realization)
 
     def predict(self, case: Any) -> dict[str, torch.Tensor]:
         return self.outputs(case.stimulus, case.nonideal, case.seed)

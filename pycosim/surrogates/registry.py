@@ -1,32 +1,20 @@
-"""The surrogate table: block spec type → torch model class (mirrors blocks/registry.py)."""
+"""`pc.surrogate(spec)`: the block's torch model, found through its Block record (blocks/registry.py)."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from ..errors import SpecError
-
-_MODELS: dict[type, type] = {}
-
-
-def register_surrogate(spec_type: type):
-    """Class decorator: `pc.surrogate(spec)` builds this model for specs of `spec_type`."""
-    def deco(cls: type) -> type:
-        _MODELS[spec_type] = cls
-        return cls
-    return deco
+from ..blocks.registry import block_for, registered_blocks
 
 
 def model_class(spec: Any) -> type:
-    cls = _MODELS.get(type(spec))
-    if cls is None:
-        raise SpecError(f"no surrogate for {type(spec).__name__}; known: "
-                        f"{', '.join(sorted(t.__name__ for t in _MODELS))}")
-    return cls
+    """The surrogate class of `spec`'s block."""
+    return block_for(spec).surrogate_class()
 
 
 def model_classes() -> dict[str, type]:
-    return {cls.__name__: cls for cls in _MODELS.values()}
+    """Every registered block's surrogate class, by class name (to rebuild saved models)."""
+    return {cls.__name__: cls for cls in (b.surrogate_class() for b in registered_blocks().values())}
 
 
 def surrogate(spec: Any, **kwargs) -> Any:
