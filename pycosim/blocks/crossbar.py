@@ -1,11 +1,11 @@
 """Memristor crossbar in SPICE: spec, read stimuli, deck builder, observables.
 
-Geometry (DESIGN §4, CrossSim's convention): one wire segment per cell. Word line r is
-driven at column 0: driver → segment → cell (r,0) → segment → … → cell (r,cols-1).
-Bit line c is read below the last row: cell (0,c) → segment → … → cell (rows-1,c) →
-segment → TIA virtual ground. Cells connect word-line node w<r>_<c> to bit-line node
-b<r>_<c>, so current flows word → bit line for positive inputs. With r_wire_ohm = 0 each
-line is one node and the array computes exactly I = V·G.
+Geometry (DESIGN §4, CrossSim's convention, rendered by `blocks.array`): one wire segment per
+cell. Word line r is driven at column 0 from node d<r>: driver → segment → cell (r,0) → segment
+→ … → cell (r,cols-1). Bit line c is read below the last row: cell (0,c) → segment → … →
+cell (rows-1,c) → segment → TIA virtual ground t<c>. Cells connect word-line node w<r>_<c> to
+bit-line node b<r>_<c>, so current flows word → bit line for positive inputs. With
+r_wire_ohm = 0 each line is one node and the array computes exactly I = V·G.
 """
 
 from __future__ import annotations
@@ -23,11 +23,12 @@ from ..specjson import json_type
 from ..spice import Analysis, Deck, Plot
 from ..spice import deck as d
 from ..units import check_array, check_choice, check_range
+from .array import G_OPEN_SIEMENS  # noqa: F401  (re-exported: cells below it are left out)
+from .array import ArrayLines, Cell, array_elements, resistor_cell, subcircuit_cell, voltage_drivers
 from .opamp import OpAmpSpec, tia
 from .registry import Block, Prepared, register
 
 CELL_KINDS = ("linear", "1t1r", "sinh")
-G_OPEN_SIEMENS = 1e-15  # cells below this conductance are left out of the deck (open)
 MAX_BATCH = 100_000
 
 
@@ -130,56 +131,27 @@ def quantize(x: np.ndarray, bits: int, full_scale: float) -> np.ndarray:
                    -full_scale, full_scale)
 
 
-def _word(spec: CrossbarSpec, r: int, c: int) -> str:
-    return f"w{r}_{c}" if spec.r_wire_ohm > 0 else f"d{r}"
+def _lines(spec: CrossbarSpec) -> ArrayLines:
+    """Word lines driven from nodes d<r>, bit lines read into the TIA nodes t<c>."""
+    return ArrayLines(word_ports=tuple(f"d{r}" for r in range(spec.rows)),
+                      bit_ports=tuple(f"t{c}" for c in range(spec.cols)),
+                      r_wire_ohm=spec.r_wire_ohm, c_wire_farad=spec.c_wire_farad)
 
 
-def _bit(spec: CrossbarSpec, r: int, c: int) -> str:
-    return f"b{r}_{c}" if spec.r_wire_ohm > 0 else f"t{c}"
-
-
-def _cell(spec: CrossbarSpec, r: int, c: int, g: float) -> list[str]:
-    if g < G_OPEN_SIEMENS:
-        return []
-    a, b = _word(spec, r, c), _bit(spec, r, c)
+def _cell(spec: CrossbarSpec) -> Cell:
     if spec.cell == "linear":
-        return [d.resistor(f"c{r}_{c}", a, b, 1.0 / g)]
+        return resistor_cell
     if spec.cell == "1t1r":
-        return [d.instance(f"c{r}_{c}", [a, b], "rram_1t1r", {"g": g, "ron": spec.r_access_ohm})]
-    return [d.instance(f"c{r}_{c}", [a, b], "rram_sinh", {"g": g, "v0": spec.iv_v0_volt})]
+        return subcircuit_cell("rram_1t1r", {"ron": spec.r_access_ohm})
+    return subcircuit_cell("rram_sinh", {"v0": spec.iv_v0_volt})
 
 
 def _array_elements(spec: CrossbarSpec, g: np.ndarray, v_first: Sequence[float] | None,
                     pwl: tuple[np.ndarray, np.ndarray] | None, offsets: np.ndarray) -> list[str]:
-    rows, cols = spec.rows, spec.cols
-    el: list[str] = []
-    for r in range(rows):
-        src = f"s{r}" if spec.r_driver_ohm > 0 else f"d{r}"
-        if pwl is not None:
-            el.append(d.vsource_pwl(f"in{r}", src, "0", pwl[0], pwl[1][:, r]))
-        else:
-            el.append(d.vsource_dc(f"in{r}", src, "0", v_first[r]))
-        if spec.r_driver_ohm > 0:
-            el.append(d.resistor(f"drv{r}", src, f"d{r}", spec.r_driver_ohm))
-    for r in range(rows):  # word lines, driven at column 0 (no wire R: the line is node d<r>)
-        if spec.r_wire_ohm > 0:
-            prev = f"d{r}"
-            for c in range(cols):
-                el.append(d.resistor(f"w{r}_{c}", prev, _word(spec, r, c), spec.r_wire_ohm))
-                if spec.c_wire_farad > 0:
-                    el.append(d.capacitor(f"w{r}_{c}", _word(spec, r, c), "0", spec.c_wire_farad))
-                prev = _word(spec, r, c)
-    for c in range(cols):  # bit lines, read below the last row (no wire R: the line is node t<c>)
-        if spec.r_wire_ohm > 0:
-            for r in range(rows):
-                nxt = _bit(spec, r + 1, c) if r + 1 < rows else f"t{c}"
-                el.append(d.resistor(f"b{r}_{c}", _bit(spec, r, c), nxt, spec.r_wire_ohm))
-                if spec.c_wire_farad > 0:
-                    el.append(d.capacitor(f"b{r}_{c}", _bit(spec, r, c), "0", spec.c_wire_farad))
-    for r in range(rows):
-        for c in range(cols):
-            el += _cell(spec, r, c, float(g[r, c]))
-    for c in range(cols):
+    lines = _lines(spec)
+    el = voltage_drivers(lines.word_ports, v_volt=v_first, pwl=pwl, r_source_ohm=spec.r_driver_ohm)
+    el += array_elements(lines, g, cell=_cell(spec))
+    for c in range(spec.cols):
         el += tia(str(c), f"t{c}", f"out{c}", spec.r_f_ohm, spec.opamp,
                   extra_offset_volt=float(offsets[c]), c_f_farad=spec.c_f_farad)
     return el
