@@ -23,6 +23,7 @@ from .results import SimResult
 from .simulate import netlist_text, prepare, simulate
 from .specjson import to_json
 from .spice.engines import DEFAULT_TIMEOUT_S
+from .threads import use_one_thread
 
 ENGINES = ("shared", "subprocess")
 
@@ -102,6 +103,17 @@ def _pool_context():
     return multiprocessing.get_context("fork" if "fork" in methods else "spawn")
 
 
+def process_pool(max_workers: int | None = None) -> ProcessPoolExecutor:
+    """The process pool `sweep` uses by default, for callers that want to size it themselves.
+
+    Workers fork where available (spawn elsewhere) and run one torch/BLAS thread each
+    (`pycosim.threads.use_one_thread`): P workers on P cores, each with P threads, would
+    oversubscribe the cores. The caller's own thread setting is left alone.
+    """
+    return ProcessPoolExecutor(max_workers=max_workers or os.cpu_count() or 1, mp_context=_pool_context(),
+                               initializer=use_one_thread)
+
+
 def run_case(case: Case, engine_name: str, timeout_s: float) -> SimResult:
     """Run one case in ngspice (in a worker); top-level so that every executor can pickle it."""
     return simulate(case.spec, case.stimulus, case.nonideal, case.seed, engine=engine_name, timeout_s=timeout_s)
@@ -114,8 +126,8 @@ def sweep(cases: Iterable[Case], store: str | os.PathLike = "runs.h5", executor:
     cases: Case objects (all validated before anything runs; duplicates run once);
     store: HDF5 file, created if missing, resumed if present (unfinished runs are redone);
     executor: any `concurrent.futures.Executor` (e.g. a Dask `Client(addr).get_executor()`),
-    default a process pool sized to the cores; engine: "shared" or "subprocess";
-    timeout_s: wall-clock limit per deck. A case whose ngspice run fails (SpiceError) is
+    default `process_pool()` sized to the cores (one torch/BLAS thread per worker);
+    engine: "shared" or "subprocess"; timeout_s: wall-clock limit per deck. A case whose ngspice run fails (SpiceError) is
     reported in `failures` and not stored; any other error stops the sweep and propagates.
     Only this process writes the store.
     """
@@ -138,8 +150,7 @@ def sweep(cases: Iterable[Case], store: str | os.PathLike = "runs.h5", executor:
     with tqdm(total=len(unique), initial=n_skipped, desc="sweep", disable=not progress) as bar:
         if todo:
             own = executor is None
-            ex = executor if executor is not None else ProcessPoolExecutor(
-                max_workers=min(os.cpu_count() or 1, len(todo)), mp_context=_pool_context())
+            ex = executor if executor is not None else process_pool(min(os.cpu_count() or 1, len(todo)))
             futures: dict[Future, str] = {}
             try:
                 futures = {ex.submit(run_case, unique[cid], engine, timeout_s): cid for cid in todo}

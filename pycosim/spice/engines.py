@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import SpecError, SpiceError, SpiceTimeout
 from ..resources import circuits_dir
+from ..threads import one_thread_env
 from . import host_protocol
 from .deck import Analysis, Deck
 from .log import classify, failure_from_log, solver_from_log
@@ -253,7 +254,7 @@ class SharedEngine:
     def _start(self) -> subprocess.Popen:
         if self._proc is None or self._proc.poll() is not None:
             self._proc = subprocess.Popen([sys.executable, "-m", "pycosim.spice.host"], stdin=subprocess.PIPE,
-                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+                                          stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=one_thread_env())
             self.restarts += 1
         return self._proc
 
