@@ -7,8 +7,11 @@ milli, so numbers are always written in exponent form).
 
 from __future__ import annotations
 
+import contextvars
+import dataclasses
 import math
 import re
+from typing import Any, NamedTuple
 
 import numpy as np
 
@@ -34,9 +37,46 @@ def spice_number(value: float) -> str:
     return f"{x:.16e}"
 
 
+class FieldRange(NamedTuple):
+    """The allowed range of one spec field, as its validation checks it."""
+
+    lo: float
+    hi: float
+    unit: str
+    integer: bool
+
+
+_RECORDING: contextvars.ContextVar[dict | None] = contextvars.ContextVar("pycosim_ranges", default=None)
+
+
+def field_ranges(spec_type: type) -> dict[str, FieldRange]:
+    """{field: FieldRange} of a spec type, read off its own validation (`check_range` calls made
+    while building the default spec), so ranges are written once, in `__post_init__`. Nested
+    specs appear as `opamp.gbw_hz`. Ranges that depend on another field are those at the defaults."""
+    seen: dict[tuple[str, str], FieldRange] = {}
+    token = _RECORDING.set(seen)
+    try:
+        spec = spec_type()
+    finally:
+        _RECORDING.reset(token)
+    out: dict[str, FieldRange] = {}
+    own = spec_type.__name__
+    for f in dataclasses.fields(spec):
+        value = getattr(spec, f.name)
+        if (own, f.name) in seen:
+            out[f.name] = seen[(own, f.name)]
+        elif dataclasses.is_dataclass(value) and not isinstance(value, type):
+            inner = type(value).__name__
+            out |= {f"{f.name}.{name}": r for (o, name), r in seen.items() if o == inner}
+    return out
+
+
 def check_range(owner: str, field: str, value: object, lo: float, hi: float, unit: str = "",
                 *, integer: bool = False) -> None:
     """Raise SpecError unless lo <= value <= hi (finite; an int when `integer`)."""
+    recording = _RECORDING.get()
+    if recording is not None:
+        recording[(owner, field)] = FieldRange(float(lo), float(hi), unit, integer)
     where = f"{owner}.{field}"
     suffix = f" {unit}" if unit else ""
     if isinstance(value, (bool, np.bool_)):
@@ -47,7 +87,8 @@ def check_range(owner: str, field: str, value: object, lo: float, hi: float, uni
     elif not isinstance(value, (int, float, np.integer, np.floating)):
         raise SpecError(f"{where} = {value!r} must be a number in [{lo:g}, {hi:g}]{suffix}")
     v = float(value)  # type: ignore[arg-type]
-    if not (math.isfinite(v) or (math.isinf(v) and math.isinf(hi) and v > 0)) or not (lo <= v <= hi):
+    infinite_ok = math.isinf(v) and ((v > 0 and math.isinf(hi)) or (v < 0 and math.isinf(lo)))
+    if not (math.isfinite(v) or infinite_ok) or not (lo <= v <= hi):
         raise SpecError(f"{where} = {value!r} is out of range [{lo:g}, {hi:g}]{suffix}")
 
 

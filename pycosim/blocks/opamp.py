@@ -39,7 +39,7 @@ class OpAmpSpec:
         check_range(o, "gbw_hz", self.gbw_hz, 1.0, math.inf, "Hz")
         check_range(o, "offset_volt", self.offset_volt, -1.0, 1.0, "V")
         check_range(o, "v_rail_pos_volt", self.v_rail_pos_volt, 0.05, math.inf, "V")
-        check_range(o, "v_rail_neg_volt", -self.v_rail_neg_volt, 0.05, math.inf, "V")
+        check_range(o, "v_rail_neg_volt", self.v_rail_neg_volt, -math.inf, -0.05, "V")
         check_range(o, "r_out_ohm", self.r_out_ohm, 0.0, 1e6, "Ohm")
 
     @property
