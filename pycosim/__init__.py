@@ -17,7 +17,7 @@ from typing import Any
 __version__ = "0.1.0"
 
 _PUBLIC: dict[str, tuple[str, ...]] = {  # submodule -> the public names it defines
-    "blocks": ("registered_blocks",),
+    "blocks": ("Block", "register", "registered_blocks"),
     "blocks.crossbar": ("CrossbarRead", "CrossbarSpec", "CrossbarTransient"),
     "blocks.integrator": ("IntegratorRun", "IntegratorSpec"),
     "blocks.opamp": ("OpAmpSpec",),
@@ -28,8 +28,9 @@ _PUBLIC: dict[str, tuple[str, ...]] = {  # submodule -> the public names it defi
     "simulate": ("prepare", "simulate"),
     "store": ("case_ids", "done_ids", "load_case", "load_result"),
     "sweep": ("Case", "SweepResult", "sweep"),
-    "surrogates": ("surrogate",),
-    "calibrate": ("Calibration", "calibrate", "load_model"),
+    "surrogates": ("BlockSurrogate", "Param", "PhysicalModel", "surrogate"),
+    "predict": ("predict",),
+    "calibrate": ("Calibration", "FitReport", "calibrate", "load_model"),
     "validate": ("ValidationReport", "validate"),
 }
 _MODULE_OF = {name: module for module, names in _PUBLIC.items() for name in names}
