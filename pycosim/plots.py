@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from .results import Waveforms
+from .unitnames import display_unit
 
 
 def _figure(nrows: int = 1, ncols: int = 1, figsize=(5, 3.6)):
@@ -184,11 +185,8 @@ def error_vs_size(table: Sequence[Mapping], metric: str, group_by: Sequence[str]
 
 
 def _unit_of(name: str) -> str:
-    for suffix, unit in (("_amp", "A"), ("_volt", "V"), ("_ohm", "Ω"), ("_hz", "Hz"), ("_farad", "F"),
-                         ("_siemens", "S"), ("_s", "s"), ("_bits", "bits")):
-        if name.endswith(suffix):
-            return unit
-    return "1"
+    """The unit of a field or output name from the one suffix table (`pycosim.unitnames`); "1" if none."""
+    return display_unit(name, default="1")
 
 
 def save(fig: Figure, path) -> None:

@@ -21,6 +21,7 @@ import numpy as np
 from ..errors import SpecError
 from ..nonideal import Nonidealities
 from ..report import markdown_table
+from ..unitnames import axis_label
 from ..validate import apply_fields
 
 #: metric(spec, nonideal, seed) -> float, e.g. a prediction NRMSE on the integrator surrogate.
@@ -131,16 +132,9 @@ class DegradationReport:
         return fig
 
 
-_UNITS = (("_hz", "Hz"), ("_volt", "V"), ("_ohm", "Ω"), ("_farad", "F"), ("_siemens", "S"), ("_s", "s"),
-          ("_sigma", "relative"), ("_fraction", "fraction"), ("a0", "V/V"))
-
-
 def _axis_label(name: str) -> str:
     """The field name with its SI unit, read from the name's suffix (values are stored in SI)."""
-    for suffix, unit in _UNITS:
-        if name.endswith(suffix):
-            return f"{name} ({unit})"
-    return name
+    return axis_label(name)
 
 
 def _marks(row_warnings: Sequence[str], notes: list[str]) -> str:
