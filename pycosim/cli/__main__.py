@@ -1,0 +1,5 @@
+"""`python -m pycosim.cli`: the `pycosim` command."""
+
+from . import main
+
+raise SystemExit(main())
