@@ -8,11 +8,15 @@ accurate default (dopri5, rtol 1e-7, atol 1e-9) and a fast one (dopri5, rtol 1e-
 Error: NRMSE of each setting against SPICE on the sampled runs (asserted ≤ 2 %).
 Networks: three random stable loops (`example_run`) and the diffusion loop (two hidden layers of 14,
 the score model's reverse probability flow). Goal (issue 5): ≥ 100× speed-up at ≤ 2 % NRMSE vs SPICE.
-Run: python benchmarks/integrator_surrogate.py
+SPICE is ngspice as installed (46 from bookworm-backports here); the loop's decks use its Sparse
+solver (pycosim's choice for loops: KLU crawls on the ideal op-amp stand-ins); a KLU column times
+the same decks with `.options klu` for reference.
+Run: python benchmarks/integrator_surrogate.py [--threads N]
 """
 
 from __future__ import annotations
 
+import argparse
 import os
 import platform
 import time
@@ -56,13 +60,30 @@ def _cases(amp: pc.OpAmpSpec, n_batch: int):
     yield "diffusion loop 2-14-14-2, relu", spec, probability_flow_run(score, spec, x0s[0], n_points=201), x0s
 
 
-def main(n_batch: int = 256, n_spice: int = 8, repeats: int = 3) -> None:
-    torch.set_num_threads(os.cpu_count() or 1)
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}")
+def _klu_seconds(spec, run, timeout_s: float = 60.0) -> str:
+    """Wall time of the same deck with `.options klu` (reference only), or "> timeout"."""
+    from pycosim.spice import make_engine
+
+    deck = replace(pc.prepare(spec, run).decks[0], solver="klu")
+    t0 = time.perf_counter()
+    try:
+        make_engine("subprocess").run(deck, timeout_s=timeout_s)
+    except pc.SpiceTimeout:
+        return f"> {timeout_s:.0f}"
+    return f"{time.perf_counter() - t0:.3f}"
+
+
+def main(n_batch: int = 256, n_spice: int = 8, repeats: int = 3, threads: int | None = None) -> None:
+    torch.set_num_threads(threads or os.cpu_count() or 1)
+    info = pc.spice.ngspice_info()
+    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+          f"torch threads {torch.get_num_threads()}; {info['ngspice_version']} (KLU available: "
+          f"{info['solver'] == 'klu'}); load {open('/proc/loadavg').read().split()[0]}")
     amp = pc.OpAmpSpec(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
-    print("\n| network | surrogate solver | SPICE per trajectory (s) | surrogate, 1 trajectory (s) | surrogate per "
-          f"trajectory in a batch of {n_batch} (s) | speed-up (batch) | speed-up (single) | NRMSE vs SPICE |")
-    print("|---|---|---|---|---|---|---|---|")
+    print("\n| network | surrogate solver | SPICE per trajectory (s) | same deck with KLU (s) | surrogate, 1 trajectory "
+          f"(s) | surrogate per trajectory in a batch of {n_batch} (s) | speed-up (batch) | speed-up (single) | "
+          "NRMSE vs SPICE |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for label_net, spec, run, x0s in _cases(amp, n_batch):
         # SPICE on the first n_spice initial conditions (the same cases the surrogates are scored on)
         pc.simulate(spec, run)  # warm: engine host started
@@ -73,8 +94,10 @@ def main(n_batch: int = 256, n_spice: int = 8, repeats: int = 3) -> None:
             refs.append(pc.simulate(spec, r).outputs["x_volt"])
             t_spice.append(time.perf_counter() - t0)
         ts = float(np.median(t_spice))
-        for label, solver in SOLVERS.items():
-            model = pc.surrogate(spec, **solver)
+        klu = _klu_seconds(spec, run)
+        solver = pc.simulate(spec, run).provenance["solver"]
+        for label, options in SOLVERS.items():
+            model = pc.surrogate(spec, **options)
             with torch.no_grad():
                 model.trajectory(run)  # warm
                 t_batch, out = _timed(lambda: model.trajectory(run, x0_volt=x0s), repeats)
@@ -82,10 +105,12 @@ def main(n_batch: int = 256, n_spice: int = 8, repeats: int = 3) -> None:
                 t_single, _ = _timed(lambda: model.trajectory(run, x0_volt=x0s[0]), repeats)
             batch = out["x_volt"].numpy()
             err = max(nrmse(batch[:, k], refs[k]) for k in range(n_spice))
-            print(f"| {label_net} | {label} | {ts:.3f} | {t_single:.3f} | {t_batch:.5f} | "
+            print(f"| {label_net} | {label} | {ts:.3f} ({solver}) | {klu} | {t_single:.3f} | {t_batch:.5f} | "
                   f"{ts / t_batch:.0f}x | {ts / t_single:.1f}x | max {100 * err:.2f} % |", flush=True)
             assert err <= NRMSE_GOAL, f"{label_net}, {label}: NRMSE {err:.3%} vs SPICE exceeds 2 %"
 
 
 if __name__ == "__main__":
-    main()
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--threads", type=int, default=None, help="torch threads (default: one per core)")
+    main(threads=ap.parse_args().threads)
