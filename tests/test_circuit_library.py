@@ -326,10 +326,41 @@ DECKS = [
 ]
 
 
+def _expect_openloop(out: str) -> None:  # "Expect: DC gain = a0 = 1e5 (100 dB), unity-gain frequency = gbw = 1e7 Hz"
+    assert value(out, "gain_dc") == pytest.approx(1e5, rel=1e-3)
+    assert value(out, "gain_dc_db") == pytest.approx(100.0, abs=0.01)
+    assert value(out, "f_unity") == pytest.approx(1e7, rel=1e-3)
+
+
+def _expect_rails(out: str) -> None:  # "vout = -10*vin/(1+11/a0) inside the rails, clamped at +-2.5 V outside"
+    gain = -10.0 / (1.0 + 11.0 / 1e5)
+    assert value(out, "vout_m01") == pytest.approx(gain * -0.1, rel=1e-4)
+    assert value(out, "vout_p01") == pytest.approx(gain * 0.1, rel=1e-4)
+    assert value(out, "vout_m045") == pytest.approx(2.5, abs=5e-3)  # 10x the input would be 4.5 V
+    assert value(out, "vout_p045") == pytest.approx(-2.5, abs=5e-3)
+
+
+def _expect_cells(out: str) -> None:  # "i_lin = g*V, i_sinh = g*v0*sinh(V/v0)", g = 34 uS, v0 = 0.25 V
+    assert value(out, "i_lin_at_0p2") == pytest.approx(34e-6 * 0.2, rel=1e-5)
+    assert value(out, "i_sinh_at_0p5") == pytest.approx(34e-6 * 0.25 * math.sinh(0.5 / 0.25), rel=1e-5)
+
+
+def _expect_hp(out: str) -> None:  # "pinched hysteresis ... state stays in [0, 1]", starting at x0 = 0.1
+    assert value(out, "r_rise") > 1.2 * value(out, "r_fall")
+    assert abs(value(out, "i_zero")) < 1e-3 * value(out, "i_rise")
+    assert value(out, "x_min") == pytest.approx(0.1, abs=1e-6) and 0.1 < value(out, "x_max") <= 1.0
+
+
+EXPECTED = {"opamp_openloop_ac.cir": _expect_openloop, "opamp_rails.cir": _expect_rails,
+            "memristor_cells.cir": _expect_cells, "memristor_hp.cir": _expect_hp}
+
+
 @pytest.mark.parametrize("deck", DECKS)
 def test_netlist_decks_run_by_hand(deck):
-    out = run_ngspice(NETLISTS / deck, NETLISTS)
-    assert "ngspice-39 done" in out or "done" in out
+    out = run_ngspice(NETLISTS / deck, NETLISTS)  # exit code 0 and no "Error" in the output
+    assert not [ln for ln in out.splitlines() if ln.lstrip().lower().startswith("error")]
+    assert re.search(r"^ngspice-\d+ done", out, flags=re.M), "ngspice did not reach the end of the deck"
+    EXPECTED[deck](out)  # the values the deck's "Expect:" comment promises
 
 
 def test_openloop_deck_reports_a0_and_gbw():
