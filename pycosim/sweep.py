@@ -127,9 +127,9 @@ def sweep(cases: Iterable[Case], store: str | os.PathLike = "runs.h5", executor:
     store: HDF5 file, created if missing, resumed if present (unfinished runs are redone);
     executor: any `concurrent.futures.Executor` (e.g. a Dask `Client(addr).get_executor()`),
     default `process_pool()` sized to the cores (one torch/BLAS thread per worker);
-    engine: "shared" or "subprocess"; timeout_s: wall-clock limit per deck. A case whose ngspice run fails (SpiceError) is
-    reported in `failures` and not stored; any other error stops the sweep and propagates.
-    Only this process writes the store.
+    engine: "shared" or "subprocess"; timeout_s: wall-clock limit per deck. A case whose
+    ngspice run fails (SpiceError) is reported in `failures` and not stored; any other error
+    stops the sweep and propagates. Only this process writes the store.
     """
     if engine not in ENGINES:
         raise SpecError(f"sweep engine {engine!r} is not one of {', '.join(map(repr, ENGINES))} "
