@@ -131,16 +131,17 @@ class RCModel(PhysicalModel):
         return self.outputs(case.stimulus, case.nonideal, case.seed)
 
 
-def demo_section(out_dir, *, engine: str = "shared", progress: bool = False) -> str:
+def demo_section(rep, ctx) -> None:
     """The demo's RC section: one SPICE step response against the surrogate."""
     import pycosim as pc
 
     spec = RCSpec()
     stim = example(spec, 0)
-    res = pc.simulate(spec, stim, engine=engine)
+    res = pc.simulate(spec, stim, engine=ctx.engine)
     got = pc.predict(spec, stim)
     err = float(np.max(np.abs(got["v_out_volt"] - res.outputs["v_out_volt"])))
-    return f"## RC low-pass (plug-in block)\n\nSPICE vs surrogate step response: max |error| {err:.2e} V.\n"
+    rep.section("RC low-pass (plug-in block)", f"SPICE vs surrogate step response: max |error| {err:.2e} V.")
+    ctx.provenance.append("rc: one step response")
 
 
 BLOCK = register(Block(

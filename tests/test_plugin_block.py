@@ -64,3 +64,12 @@ def test_validate_over_a_variation_grid(tmp_path):
     assert val.worst("nrmse_v_out_volt") < 1e-3          # the spread is realized alike in both worlds
     with pytest.raises(pc.SpecError, match="read_noise_sigma"):
         pc.validate(model, cases, {"read_noise_sigma": [0.02]}, store=tmp_path / "bad.h5", progress=False)
+
+
+def test_the_demo_loop_runs_the_plugin_section(tmp_path):
+    from pycosim.demo import run_demo
+
+    report = run_demo(tmp_path, blocks=["rc"], progress=False).read_text()
+    assert "## RC low-pass (plug-in block)" in report
+    err = float(report.split("max |error| ")[1].split(" V")[0])
+    assert err < 1e-4   # the section's own SPICE-vs-surrogate figure, bounded
