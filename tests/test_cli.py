@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 
@@ -9,6 +10,7 @@ import h5py
 import pytest
 
 from pycosim.cli import load_sweep_config, main
+from pycosim.errors import SpecError
 
 
 def _run(*args: str) -> subprocess.CompletedProcess:
@@ -55,8 +57,13 @@ def test_sweep_config_builds_the_grid_and_rejects_unknown_fields(tmp_path):
     assert len(cases) == 8 and store == "x.h5"
     assert {c.spec.r_wire_ohm for c in cases} == {0.5, 1.0} and {c.nonideal.variation_sigma for c in cases} == {0, 0.1}
     cfg.write_text('[spec]\nrows = 4\nr_wire = 3\n')
-    with pytest.raises(Exception, match="unknown field 'r_wire'"):
+    with pytest.raises(SpecError, match="unknown field 'r_wire'"):
         load_sweep_config(cfg)
+    proc = _run("sweep", str(cfg), "--store", str(tmp_path / "never.h5"))
+    assert proc.returncode == 2, proc.stderr
+    (line,) = proc.stderr.strip().splitlines()  # one line, no traceback
+    assert line.startswith(f"pycosim: error: {cfg}: unknown field 'r_wire'"), line
+    assert not (tmp_path / "never.h5").exists()
 
 
 def test_sweep_command_runs_and_resumes(tmp_path):
@@ -69,11 +76,77 @@ def test_sweep_command_runs_and_resumes(tmp_path):
     assert "0 run, 2 already stored" in again.stdout
 
 
+def markdown_tables(text: str) -> list[list[dict[str, str]]]:
+    """Every Markdown table in `text` as rows of {header: cell} (cells split on ' | ': a '|' inside a
+    header such as 'max |err|' has no spaces on both sides)."""
+
+    def cells(line: str) -> list[str]:
+        return [c.strip() for c in line.strip()[1:-1].split(" | ")]
+
+    lines, tables = text.splitlines(), []
+    for k, line in enumerate(lines[:-1]):
+        if line.startswith("| ") and lines[k + 1].startswith("|---"):
+            header, rows = cells(line), []
+            for row in lines[k + 2:]:
+                if not row.startswith("| "):
+                    break
+                rows.append(dict(zip(header, cells(row))))
+            tables.append(rows)
+    return tables
+
+
+def table_with(text: str, column: str) -> list[dict[str, str]]:
+    found = [t for t in markdown_tables(text) if t and column in t[0]]
+    assert len(found) == 1, f"expected one table with a column {column!r} in the report"
+    return found[0]
+
+
+def _number(text: str, pattern: str) -> float:
+    m = re.search(pattern, text)
+    assert m, f"the report no longer says {pattern!r}"
+    return float(m.group(1))
+
+
+def assert_demo_errors_bounded(text: str) -> None:
+    """The demo's SPICE-vs-surrogate figures, read back from report.md, are inside their bounds (the
+    measured values in the comments: CPU, ngspice 46)."""
+    # calibration: held-out NRMSE of the calibrated surrogate, and far below the uncalibrated one
+    cal = {row["output"]: row for row in table_with(text, "held-out NRMSE (%)")}
+    before = {k: _number(text, rf"Uncalibrated held-out NRMSE:.*?{k} ([-+.\de]+) %")
+              for k in ("i_out_amp", "v_out_volt")}
+    for key in ("i_out_amp", "v_out_volt"):
+        held = float(cal[key]["held-out NRMSE (%)"])
+        assert held < 0.05, f"calibrated held-out NRMSE of {key} {held} %"  # measured 0.0008 %
+        assert held < before[key] / 10, (held, before[key])  # measured 0.92 % and 1.0 % before the fit
+    # validation: every grid point, calibrated surrogate against SPICE on the same devices (fractions, not %)
+    val = table_with(text, "nrmse_i_out_amp")
+    assert len(val) == 24
+    for row in val:
+        for col, cell in row.items():
+            if col.startswith("nrmse_") and cell:
+                bound = 5e-3 if col == "nrmse_v_adc_volt" else 1e-3  # ADC codes flip by one LSB (~1e-3)
+                assert float(cell) < bound, f"{col} = {cell} at {row}"  # measured <= 2.3e-5, ADC 6.4e-4
+    # integrator loops: the surrogate's NRMSE against SPICE, and closer to SPICE than the ideal neural ODE
+    loops = {row["network"]: row for row in table_with(text, "surrogate NRMSE vs SPICE (%)")}
+    bounds = {"random 3-state network, tanh (diode clamp)": 0.5,          # measured 0.030 %
+              "random 3-state network, ReLU (precision rectifier)": 1.0,  # measured 0.075 %
+              "harmonic oscillator (linear), 3 periods": 3.0}              # measured 0.91 %
+    assert set(loops) == set(bounds)
+    for name, bound in bounds.items():
+        sur = float(loops[name]["surrogate NRMSE vs SPICE (%)"])
+        ideal = float(loops[name]["ideal ODE NRMSE vs SPICE (%)"])
+        assert sur < bound and sur < ideal, f"{name}: surrogate {sur} %, ideal ODE {ideal} %"
+    # diffusion: the calibrated loop surrogate, held out and on one reverse trajectory in SPICE
+    assert _number(text, r"ReLU loops \(held-out NRMSE ([-+.\de]+) %\)") < 1.0  # measured 0.078 %
+    assert _number(text, r"against the calibrated surrogate: NRMSE ([-+.\de]+) %") < 1.0  # measured 0.13 %
+
+
 def test_demo_writes_report_store_and_figures(tmp_path):
     from pycosim.demo import run_demo
 
     report = run_demo(tmp_path / "demo", progress=False)
     text = report.read_text()
+    assert_demo_errors_bounded(text)
     for part in ("IR drop", "| 32×32 | 2.5 |", "ir_drop_error.png", "Settling to 1 %", "energy per read",
                  "Calibrated `CrossbarModel` on 24 SPICE cases", "| iv_v0_volt | 0.25 | 0.25 |",
                  "Validation on held-out cases", "| 2.5 | 2e+07 | 0.1 | 10 | 16x16 | 4 |",

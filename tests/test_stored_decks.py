@@ -141,7 +141,8 @@ def test_every_deck_of_a_multi_deck_case_runs_on_its_own(tmp_path):
 def test_inlined_library_is_the_shipped_file():
     case = crossbar_case()
     (deck,) = split_decks(pc.simulate(case.spec, case.stimulus).netlist)
-    inside = deck.split("* ---- begin circuits/opamp.lib ----\n", 1)[1].split("\n* ---- end circuits/opamp.lib ----", 1)[0]
+    inside = deck.split("* ---- begin circuits/opamp.lib ----\n", 1)[1]
+    inside = inside.split("\n* ---- end circuits/opamp.lib ----", 1)[0]
     assert inside == (circuits_dir() / "opamp.lib").read_text().rstrip("\n")
 
 
