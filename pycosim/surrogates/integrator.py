@@ -12,8 +12,12 @@ circuit adds (DESIGN §6), each from the realized devices and the op-amp spec:
 - rails: the integrators stop at the rails (no wind-up), smoothly over a few mV;
 - activation: "linear"; "relu" (precision rectifier: a softplus of fitted width and threshold);
   "tanh" (the diode clamp solved exactly: z = v + (2·I_s/g_unit)·sinh(v/(2·n·V_t)), with
-  fitted I_s and n·V_t).
-Parameters a person can read: τ, A0, GBW-lag scale, the activation's I_s, n·V_t, width, threshold.
+  fitted I_s and n·V_t);
+- wires (spec.r_wire_ohm > 0): each layer is an array with IR drop, taken into the weights
+  exactly through its Schur-reduced effective conductance matrix (`integrator_loop`).
+The realized circuit is the block's `IntegratorRealization` (the deck's own draw when given).
+Parameters a person can read: τ, A0, GBW-lag scale, the activation's I_s, n·V_t, width,
+threshold, the wire resistance per segment.
 """
 
 from __future__ import annotations
@@ -28,9 +32,11 @@ import torch
 from torch import nn
 from torchdiffeq import odeint
 
-from ..blocks.integrator import G_OPEN_SIEMENS, IntegratorRun, IntegratorSpec, realized_loop
+from ..blocks.integrator import IntegratorRealization, IntegratorRun, IntegratorSpec, realize_integrator
 from ..errors import SpecError
 from ..nonideal import Nonidealities
+from .integrator_loop import as_tensor, loop_coefficients, loop_tensors, pwl_function
+from .integrator_power import supply_power
 from .physical import Param, PhysicalModel
 
 _A0_IDEAL = 1e9
@@ -42,79 +48,12 @@ _VT_300K = 0.025852  # thermal voltage at ngspice's default 27 °C
 _IS_DACT = 1e-14     # circuits/integrator.lib `dact`
 
 
-def _t(x, device=None) -> torch.Tensor:
-    return torch.tensor(np.asarray(x, dtype=np.float64), dtype=torch.float64, device=device)
-
-
-def _pwl(pwl, device):
-    """u(t) of a (t_s (m,), u (m, k)) record: linear between points, held outside them."""
-    tu, uu = _t(pwl[0], device), _t(pwl[1], device)
-
-    def u(tt):
-        if len(tu) == 1:
-            return uu[0]
-        k = torch.clamp(torch.searchsorted(tu, tt.reshape(1)), 1, len(tu) - 1)[0]
-        w = torch.clamp((tt - tu[k - 1]) / (tu[k] - tu[k - 1]), 0.0, 1.0)
-        return uu[k - 1] + w * (uu[k] - uu[k - 1])
-
-    return u
-
-
 def _diverged(spec: IntegratorSpec, run: IntegratorRun, what: str) -> str:
     rails = math.isfinite(spec.opamp.v_rail_pos_volt) and math.isfinite(spec.opamp.v_rail_neg_volt)
     return (f"IntegratorModel: the loop diverges within t_stop_s = {run.t_stop_s:g} s ({what}). The weights make "
             "an unstable ODE" + ("" if rails else " and the op-amps have no rails (OpAmpSpec.v_rail_*_volt = inf) "
                                                    "to stop it, as a real circuit's would")
             + ": scale the weights down, shorten t_stop_s or give the op-amps rails")
-
-
-def _supply_power(spec: IntegratorSpec, run: IntegratorRun, loop: Mapping[str, torch.Tensor], t: torch.Tensor,
-                  x: torch.Tensor, layers, u_in: torch.Tensor | None, u: torch.Tensor | None) -> torch.Tensor:
-    """Supply power (n_points,) or (n_points, batch), W, as `blocks.integrator.observe` counts it:
-    each op-amp's output current times the rail it draws from, plus |v·i| of the ±1 V references
-    and the input sources; node voltages from the surrogate, virtual grounds at 0 V.
-
-    Output currents: integrator C_fb·ẋ + its loads; a unity inverter g·v (feedback) + loads; a TIA
-    2·g·a (feedback and the activation's input resistor), a = −z; an activation stage g·z (the
-    input current returned through its feedback) + loads. A load is a cell conductance into a
-    virtual ground, or an inverter's input resistor (where the deck builds that inverter).
-    """
-    g, on = spec.g_unit_siemens, G_OPEN_SIEMENS / spec.g_unit_siemens
-    z1, h1, z2, h2 = layers
-    dx = torch.gradient(x, spacing=(t,), dim=0)[0]
-
-    def col(w):  # total conductance (units of g) each source column feeds
-        return w.sum(dim=0)
-
-    def inv_current(v, w_from_inv):  # unity inverter that makes −v: feedback g·(−v) plus its loads
-        need = (w_from_inv >= on).any(dim=0)
-        return need * g * (-v) * (1.0 + col(w_from_inv)), need
-
-    xn_i, need_xn = inv_current(x, torch.cat([loop["w_in_neg"], loop["w_x_pos"]], dim=0))
-    x_load = col(torch.cat([loop["w_in_pos"], loop["w_x_neg"]], dim=0)) + need_xn
-    currents = [spec.c_fb_farad * dx + g * x * x_load, xn_i]
-    last_pos, last_neg = loop["w_out_neg"], loop["w_out_pos"]  # output layer: w < 0 from h, w > 0 from hn
-    hidden = [(z1, h1, loop.get("w_mid_pos", last_pos), loop.get("w_mid_neg", last_neg))]
-    if z2 is not None:
-        hidden.append((z2, h2, last_pos, last_neg))
-    for z, h, from_h, from_hn in hidden:
-        hn_i, need_hn = inv_current(h, from_hn)
-        currents += [2.0 * g * (-z), g * z + g * h * (col(from_h) + need_hn), hn_i]
-    i_out = torch.cat(currents, dim=-1)
-    amp = spec.opamp
-    swing = max(float(x.detach().abs().max()), float(h1.detach().abs().max()),
-                0.0 if h2 is None else float(h2.detach().abs().max()))
-    v_pos = amp.v_rail_pos_volt if math.isfinite(amp.v_rail_pos_volt) else swing
-    v_neg = -amp.v_rail_neg_volt if math.isfinite(amp.v_rail_neg_volt) else swing
-    power = torch.where(i_out > 0, i_out * v_pos, -i_out * v_neg).sum(dim=-1)
-    biases = [loop["b_in"], loop["b_out"]] + ([loop["b_mid"]] if z2 is not None else [])
-    power = power + g * sum(float(b.abs().sum()) for b in biases)  # |b|·g·(1 V)² per bias cell
-    if u_in is not None:  # each input source feeds its cells: |u|²·g·Σ|w_u|
-        w_u = loop["w_u"].abs().sum(dim=0) + (loop["w_u_mid"].abs().sum(dim=0) if z2 is not None else 0.0)
-        power = power + g * (u_in ** 2 * w_u).sum(dim=-1)
-    if u is not None:  # u_pwl into the integrators through one g each
-        power = power + g * (u ** 2).sum(dim=-1).reshape((len(t),) + (1,) * (x.ndim - 2))
-    return power
 
 
 def warn_if_lag_broke(field, stacklevel: int = 2) -> None:
@@ -136,7 +75,8 @@ class IntegratorModel(PhysicalModel):
                   "log_is_amp": Param("diode_is_amp"),                       # activation circuit's diodes
                   "log_n_vt_volt": Param("diode_n_vt_volt"),
                   "log_relu_width_volt": Param("relu_width_volt"),
-                  "relu_threshold_mv": Param("relu_threshold_volt", scale=1e3)}
+                  "relu_threshold_mv": Param("relu_threshold_volt", scale=1e3),
+                  "log_r_wire_ohm": Param("r_wire_ohm", ("r_wire_ohm",))}                   # every layer's wires
 
     def __init__(self, spec: IntegratorSpec, *, device: str | torch.device | None = None,
                  dtype: torch.dtype = torch.float64, rtol: float = 1e-7, atol: float = 1e-9,
@@ -158,12 +98,17 @@ class IntegratorModel(PhysicalModel):
         self.log_n_vt_volt = nn.Parameter(torch.tensor(math.log(_VT_300K), **f64), requires_grad=act == "tanh")
         self.log_relu_width_volt = nn.Parameter(torch.tensor(math.log(1e-3), **f64), requires_grad=act == "relu")
         self.relu_threshold_mv = nn.Parameter(torch.zeros((), **f64), requires_grad=act == "relu")
+        self.ideal_wires = spec.r_wire_ohm == 0
+        self.log_r_wire_ohm = nn.Parameter(torch.tensor(math.log(max(spec.r_wire_ohm, 1e-12)), **f64),
+                                           requires_grad=not self.ideal_wires)
 
     # ---- physical parameters ----------------------------------------------------------------
     def physical_parameters(self) -> dict[str, float]:
         out = super().physical_parameters()
         if not math.isfinite(self.spec.opamp.a0):
             out["opamp.a0"] = math.inf
+        if self.ideal_wires:
+            out["r_wire_ohm"] = 0.0
         return out
 
     # ---- the physics --------------------------------------------------------------------------
@@ -199,37 +144,8 @@ class IntegratorModel(PhysicalModel):
 
     def _loop(self, loop: Mapping[str, torch.Tensor]):
         """Effective weights, leaks, offsets and lags of one realized circuit."""
-        a0 = self.log_a0.exp()
-        inv = 1.0 / (1.0 + 2.0 / a0)  # unity inverting stage gain (noise gain 2)
-        g_tia = 1.0 / (1.0 + (1.0 + loop["s1"]) / a0)
-        w_in = (loop["w_in_pos"] - loop["w_in_neg"] * inv) * g_tia[:, None]
-        xinv_off = loop["w_in_neg"] @ (2.0 * loop["offset_xinv"])  # −x + 2·vos from each inverter
-        b_in = (loop["b_in"] + xinv_off) * g_tia - (1.0 + loop["s1"]) * loop["offset_tia"]
-        w_out = loop["w_out_pos"] * inv - loop["w_out_neg"]
-        last_inv_off = loop["offset_hinv2"] if "w_mid_pos" in loop else loop["offset_hinv"]
-        b_out = loop["b_out"] - loop["w_out_pos"] @ (2.0 * last_inv_off) + loop["s2"] * loop["offset_int"]
-        act_gain = inv if self.spec.activation != "relu" else 1.0 / (1.0 + 2.0 / a0)
-        act_off = 2.0 * loop["offset_act"]
-        lag = self.log_lag_scale.exp() / (2 * math.pi * self.gbw_hz)
-        tau_eff = self.log_tau_s.exp() * (1.0 + 1.0 / a0)
-        # delay of hidden unit j: its TIA (NG 1 + s1), activation stage (2), the integrator (~1)
-        delay = lag * ((1.0 + loop["s1"]) + 2.0 + 1.0)
-        w_u = loop["w_u"] * g_tia[:, None]
-        # direct state path: w > 0 through the state inverter (−x + 2·vos), w < 0 from x
-        w_x = loop["w_x_pos"] * inv - loop["w_x_neg"]
-        b_out = b_out - loop["w_x_pos"] @ (2.0 * loop["offset_xinv"])
-        p = dict(w_in=w_in, b_in=b_in, w_u=w_u, w_out=w_out, b_out=b_out, w_x=w_x, leak=loop["s2"] / a0,
-                 tau=tau_eff, act_gain=act_gain, act_off=act_off, delay=delay, x_delay=lag * (2.0 + 1.0))
-        if "w_mid_pos" in loop:  # second hidden layer, built like layer 1 from h and its inverted copy
-            g_tia2 = 1.0 / (1.0 + (1.0 + loop["s_mid"]) / a0)
-            p["w_mid"] = (loop["w_mid_pos"] - loop["w_mid_neg"] * inv) * g_tia2[:, None]
-            p["b_mid"] = ((loop["b_mid"] + loop["w_mid_neg"] @ (2.0 * loop["offset_hinv"])) * g_tia2
-                          - (1.0 + loop["s_mid"]) * loop["offset_tia2"])
-            p["w_u_mid"] = loop["w_u_mid"] * g_tia2[:, None]
-            p["act_off2"] = 2.0 * loop["offset_act2"]
-            # the second layer's TIA and activation lag too: added (mean over units) to layer 1's delay
-            p["delay"] = delay + lag * torch.mean((1.0 + loop["s_mid"]) + 2.0)
-        return p
+        return loop_coefficients(loop, a0=self.log_a0.exp(), lag_s=self.log_lag_scale.exp() / (2 * math.pi * self.gbw_hz),
+                                 tau_s=self.log_tau_s.exp())
 
     def _layers(self, p, x: torch.Tensor, dx: torch.Tensor | None, u_in: torch.Tensor | None = None):
         """(z1, h1, z2, h2): pre-activations and activations of both hidden layers (z2 = h2 = None
@@ -289,15 +205,22 @@ class IntegratorModel(PhysicalModel):
         return f
 
     def _realized(self, run: IntegratorRun, nonideal: Nonidealities | None, seed: int,
-                  realization: Mapping[str, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
-        """The realized circuit of `run` (any network size: the physics is per unit) as tensors."""
-        if realization is not None:
-            return {k: _t(v, self.log_tau_s.device) for k, v in realization.items()}
-        h_run, n_run = run.w_in.shape
-        shape = (n_run, h_run, run.n_hidden2)
-        spec = self.spec if shape == (self.spec.n_states, self.spec.n_hidden, self.spec.n_hidden2) else replace(
-            self.spec, n_states=n_run, n_hidden=h_run, n_hidden2=run.n_hidden2)
-        return {k: _t(v, self.log_tau_s.device) for k, v in realized_loop(spec, run, nonideal, seed).items()}
+                  realization: IntegratorRealization | None = None) -> dict[str, torch.Tensor]:
+        """The realized circuit of `run` (any network size: the physics is per unit) as the loop's tensors,
+        each layer from its exact effective conductance matrix (IR drop with wires)."""
+        if realization is None:
+            h_run, n_run = run.w_in.shape
+            shape = (n_run, h_run, run.n_hidden2)
+            spec = self.spec if shape == (self.spec.n_states, self.spec.n_hidden, self.spec.n_hidden2) else replace(
+                self.spec, n_states=n_run, n_hidden=h_run, n_hidden2=run.n_hidden2)
+            realization = realize_integrator(spec, run, nonideal, seed)
+        elif not isinstance(realization, IntegratorRealization):
+            raise SpecError(f"IntegratorModel: realization must be an IntegratorRealization (the block's "
+                            f"`realize_integrator`), got {type(realization).__name__}")
+        return loop_tensors(realization, g_unit_siemens=self.spec.g_unit_siemens,
+                            offset_volt=self.spec.opamp.offset_volt, with_u=run.u_pwl is not None,
+                            r_wire_ohm=None if self.ideal_wires else self.log_r_wire_ohm.exp(),
+                            device=self.log_tau_s.device)
 
     def vector_field(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0):
         """f(t_s, x_volt) → dx/dt (V/s) of the realized loop of `run` (its weights and inputs; x0 and
@@ -305,20 +228,20 @@ class IntegratorModel(PhysicalModel):
         After solving, pass it to `warn_if_lag_broke` (trajectory does the same)."""
         p = self._loop(self._realized(run, nonideal, seed))
         dev = self.log_tau_s.device
-        return self._rhs(p, None if run.u_pwl is None else _pwl(run.u_pwl, dev),
-                         None if run.u_in_pwl is None else _pwl(run.u_in_pwl, dev))
+        return self._rhs(p, None if run.u_pwl is None else pwl_function(run.u_pwl, dev),
+                         None if run.u_in_pwl is None else pwl_function(run.u_in_pwl, dev))
 
     def trajectory(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0,
                    x0_volt: np.ndarray | torch.Tensor | None = None, *,
-                   realization: Mapping[str, np.ndarray] | None = None) -> dict[str, torch.Tensor]:
+                   realization: IntegratorRealization | None = None) -> dict[str, torch.Tensor]:
         """t_s (n_points,), x_volt (n_points, n) — or (n_points, b, n) for a batch x0_volt (b, n).
         realization: the block's realization (`realize_integrator`) instead of drawing it here."""
         loop = self._realized(run, nonideal, seed, realization)
         p = self._loop(loop)
-        x0 = _t(run.x0_volt if x0_volt is None else x0_volt, self.log_tau_s.device)
+        x0 = as_tensor(run.x0_volt if x0_volt is None else x0_volt, self.log_tau_s.device)
         t = torch.linspace(0.0, run.t_stop_s, run.n_points, dtype=torch.float64, device=x0.device)
-        u_fn = None if run.u_pwl is None else _pwl(run.u_pwl, x0.device)
-        u_in_fn = None if run.u_in_pwl is None else _pwl(run.u_in_pwl, x0.device)
+        u_fn = None if run.u_pwl is None else pwl_function(run.u_pwl, x0.device)
+        u_in_fn = None if run.u_in_pwl is None else pwl_function(run.u_in_pwl, x0.device)
         scale = float(p["tau"].detach())
         ts = t / scale  # integrate in units of tau: well-scaled tolerances
 
@@ -343,14 +266,14 @@ class IntegratorModel(PhysicalModel):
         if hid2 is not None:
             out["h2_volt"] = hid2.to(self.dtype)
         with torch.no_grad():  # an estimate to report, not a fit target: kept out of the autograd graph
-            power = _supply_power(self.spec, run, loop, t, x, (z1, hid, z2, hid2), u_in,
+            power = supply_power(self.spec, run, loop, t, x, (z1, hid, z2, hid2), u_in,
                                   None if u_fn is None else torch.stack([u_fn(tt) for tt in t]))
             out["energy_joule"] = torch.trapezoid(power, t, dim=0).reshape(-1 if x.ndim > 2 else 1).to(self.dtype)
         return out
 
     def outputs(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0, *,
-                realization: Mapping[str, np.ndarray] | None = None):
-        """Same keys as `pc.simulate(spec, run).outputs` (energy estimated, see `_supply_power`), as tensors."""
+                realization: IntegratorRealization | None = None):
+        """Same keys as `pc.simulate(spec, run).outputs` (energy estimated, see `integrator_power`), as tensors."""
         return self.trajectory(run, nonideal, seed, realization=realization)
 
     def predict(self, case: Any) -> dict[str, torch.Tensor]:
