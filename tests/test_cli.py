@@ -18,7 +18,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
 
 
 def test_help_states_units():
-    out = _run("simulate", "--help").stdout
+    out = _run("simulate", "crossbar", "--help").stdout
     for text in ("--r-wire-ohm", "[Ohm]", "--c-wire-farad", "[F]", "--v-in-max-volt", "[V]", "--timeout-s", "[s]"):
         assert text in out
     assert "SI" in _run("--help").stdout
@@ -41,12 +41,12 @@ def test_bad_option_is_a_clear_error_not_a_traceback(tmp_path):
 
 def test_simulate_stores_the_run_and_a_figure(tmp_path):
     store, png = tmp_path / "runs.h5", tmp_path / "out.png"
-    assert main(["simulate", "crossbar", "--rows", "6", "--cols", "5", "--batch", "3", "--store", str(store),
+    assert main(["simulate", "crossbar", "--rows", "6", "--cols", "5", "--store", str(store),
                  "--png", str(png), "--opamp", "opa4322"]) == 0
     assert png.stat().st_size > 1000
     with h5py.File(store, "r") as f:
         (run,) = f["runs"].values()
-        assert run["outputs/i_out_amp"].shape == (3, 5) and run.attrs["status"] == "done"
+        assert run["outputs/i_out_amp"].shape == (4, 5) and run.attrs["status"] == "done"  # the example's 4 reads
 
 
 def test_sweep_config_builds_the_grid_and_rejects_unknown_fields(tmp_path):
@@ -194,15 +194,15 @@ def test_integrator_help_lists_its_fields_and_the_block_choice(capsys):
         main(["simulate", "integrator", "--help"])
     out = capsys.readouterr().out
     for text in ("--c-fb-farad", "[F]", "--g-unit-siemens", "[S]", "--t-reset-s", "[s]", "--activation",
-                 "--opamp-gbw-hz", "[Hz]", "--run FILE.json", "--example-seed", "--t-stop-tau", "default 1e-09"):
+                 "--opamp-gbw-hz", "[Hz]", "--run FILE.json", "--seed", "--t-stop-s", "--n-points", "default 1e-09"):
         assert text in out
-    assert "--r-wire-ohm" not in out and "pycosim simulate crossbar --help" in out
+    assert "--c-wire-farad" not in out and "pycosim simulate crossbar --help" in out  # crossbar-only field
 
 
 def test_integrator_netlist_writes_a_deck_that_runs_by_hand(tmp_path):
     deck = tmp_path / "i.cir"
-    assert main(["netlist", "integrator", "--n-hidden", "3", "--t-stop-tau", "2", "--n-points", "21",
-                 "--example-seed", "4", "-o", str(deck)]) == 0
+    assert main(["netlist", "integrator", "--n-hidden", "3", "--t-stop-s", "2e-5", "--n-points", "21",
+                 "--seed", "4", "-o", str(deck)]) == 0
     text = deck.read_text()
     assert text.startswith("* pycosim integrator 2x3 relu transient") and "tau_s 1e-05" in text
     proc = subprocess.run(["ngspice", "-b", str(deck)], capture_output=True, text=True, timeout=60)
@@ -229,7 +229,7 @@ def test_simulate_integrator_stores_what_simulate_returns(tmp_path, capsys):
     assert main(["simulate", "integrator", "--run", str(run_json), "--activation", "tanh", "--opamp", "opa4322",
                  "--opamp-gbw-hz", "1e7", "--out", str(out)]) == 0  # n_states, n_hidden from the run's shapes
     said = capsys.readouterr().out
-    assert "tau = 1e-05 s" in said and "supply energy" in said and "x(t = 4e-05 s)" in said
+    assert "tau_s = 1e-05 s" in said and "energy_joule = " in said and "x_volt(t = 4e-05 s)" in said
     assert (out / "runs.png").stat().st_size > 5000
     want = pc.simulate(spec, run).outputs
     with h5py.File(out / "runs.h5", "r") as f:

@@ -73,11 +73,12 @@ def _fmt(value: float, name: str) -> str:
 
 def summary(block: Any, spec: Any, outputs: dict[str, np.ndarray]) -> str:
     """One line per run: the spec's derived quantities, then every output (final value on a time axis)."""
-    parts = [f"{name} = {_fmt(float(v), name)}" for name, v in fields.derived(spec).items()]
+    props = {name: v for name, v in fields.derived(spec).items() if name not in outputs}
+    parts = [f"{name} = {_fmt(float(v), name)}" for name, v in props.items()]
     t = outputs.get("t_s")
     for name, arr in outputs.items():
         arr = np.asarray(arr)
-        if name == "t_s" or arr.dtype.kind not in "iuf":
+        if name == "t_s" or arr.dtype.kind not in "iuf" or arr.size == 0:
             continue
         if arr.size == 1:
             parts.append(f"{name} = {_fmt(float(arr.ravel()[0]), name)}")

@@ -20,6 +20,7 @@ from typing import Any, Callable, Mapping
 
 from ..errors import PycosimError, SpecError
 from ..unitnames import unit
+from ..units import field_ranges
 
 _SCALARS = (bool, int, float, str)
 
@@ -143,38 +144,43 @@ _CACHE: dict[type, tuple[FieldInfo, ...]] = {}
 def describe(cls: type, base: Any = None) -> tuple[FieldInfo, ...]:
     """Every settable field of dataclass `cls`, nested specs expanded (`opamp`, then `opamp.a0`, ...).
 
-    base: an instance to probe ranges with (default `cls()`, described once per class; without
-    defaults for every field, no ranges).
+    Ranges come from `pycosim.units.field_ranges` (the `check_range` calls of the class's own
+    validation) where `cls()` builds; otherwise, and for stimuli (`base`: an instance), from
+    probing `base` with a value its validation must refuse. Described once per class.
     """
     if base is not None:
-        return tuple(_describe(cls, base))
+        return tuple(_describe(cls, base, None))
     if cls not in _CACHE:
         try:
-            default = cls()
+            default, ranges = cls(), field_ranges(cls)
         except Exception:  # noqa: BLE001 - no defaults for every field: describe without ranges
-            default = None
-        _CACHE[cls] = tuple(_describe(cls, default))
+            default, ranges = None, None
+        _CACHE[cls] = tuple(_describe(cls, default, ranges))
     return _CACHE[cls]
 
 
-def _describe(cls: type, base: Any) -> list[FieldInfo]:
+def _describe(cls: type, base: Any, ranges: Mapping[str, Any] | None, prefix: str = "") -> list[FieldInfo]:
     hints, notes = _hints(cls), _comments(cls)
     out: list[FieldInfo] = []
     for f in dataclasses.fields(cls):
+        name = prefix + f.name
         default = _default(f)
         current = getattr(base, f.name) if base is not None else default
         kind = _kind(hints.get(f.name), current)
         doc = str(f.metadata.get("help", "")) or notes.get(f.name, "")
         if dataclasses.is_dataclass(kind):
-            found = {k: fn for k, fn in presets(kind).items()}
-            out.append(FieldInfo(f.name, kind, default, "", None, ("default", *found),
+            found = presets(kind)
+            out.append(FieldInfo(name, kind, default, "", None, ("default", *found),
                                  doc or _first_line(kind.__doc__), found))
             inner = current if dataclasses.is_dataclass(current) and not isinstance(current, type) else None
-            for sub in _describe(kind, inner):
-                out.append(dataclasses.replace(sub, name=f"{f.name}.{sub.name}"))
+            out += _describe(kind, inner, ranges, prefix=f"{name}.")
             continue
-        rng, choices = probe(base, f.name, kind)
-        out.append(FieldInfo(f.name, kind, default, unit(f.name), rng, choices, doc))
+        if ranges is not None and kind is not str:
+            r = ranges.get(name)
+            rng, choices = (None if r is None else (r.lo, r.hi)), None
+        else:
+            rng, choices = probe(base, f.name, kind)
+        out.append(FieldInfo(name, kind, default, unit(name), rng, choices, doc))
     return out
 
 

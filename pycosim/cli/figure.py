@@ -6,7 +6,7 @@ from typing import Mapping
 
 import numpy as np
 from matplotlib.figure import Figure
-from matplotlib.ticker import EngFormatter
+from matplotlib.ticker import EngFormatter, MaxNLocator
 
 from ..plots import waveforms as waveform_figure
 from ..results import Waveforms
@@ -36,7 +36,8 @@ def outputs_figure(outputs: Mapping[str, np.ndarray], waveforms: Waveforms | Non
             ax.xaxis.set_major_formatter(EngFormatter(unit="s"))
         else:
             ax.plot(arr.reshape(-1, arr.shape[-1] if arr.ndim else 1).T, "o-", ms=3, lw=0.8)
-            ax.set_xlabel("index along the last axis")
+            ax.set_xlabel("index along the last axis (one line per leading index)")
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         if u and u != "count":
             ax.yaxis.set_major_formatter(EngFormatter(unit=u))
         ax.set_ylabel(name)

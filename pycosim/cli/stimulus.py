@@ -115,8 +115,9 @@ def spec_for(block: Any, given: Mapping[str, Any], stim: Any) -> Any:
 
     A stimulus read from a file fixes the circuit's size (`block.shape_fields`, e.g. rows and
     cols): each size field not given on the command line is tried at the stimulus's axis
-    lengths until the block accepts the stimulus. Without a fit, the block's own error for the
-    spec as given is raised.
+    lengths until the block accepts the stimulus. Without a fit, the error raised is that of the
+    first size whose failure is not a shape mismatch (the stimulus's own fault at a fitting
+    size, e.g. an initial state outside the rails), else the block's error for the spec as given.
     """
     spec = fields.build(block.spec_type, given)
     try:
@@ -127,11 +128,17 @@ def spec_for(block: Any, given: Mapping[str, Any], stim: Any) -> Any:
     free = [name for name in block.shape_fields if name not in given]
     sizes = _sizes(stim)
     choices = [[getattr(spec, name)] + [s for s in sizes + [0] if s != getattr(spec, name)] for name in free]
+    sized: Exception | None = None
     for combo in itertools.islice(itertools.product(*choices), MAX_SHAPE_TRIES):
         try:
             candidate = fields.build(block.spec_type, {**given, **dict(zip(free, combo))})
+        except PycosimError:
+            continue  # a size the spec itself refuses (e.g. 0 states)
+        try:
             fits(block, candidate, stim)
-        except (PycosimError, ValueError, IndexError):
+        except (PycosimError, ValueError, IndexError) as exc:
+            if sized is None and isinstance(exc, PycosimError) and "shape" not in str(exc):
+                sized = exc
             continue
         return candidate
-    raise first
+    raise sized or first
