@@ -26,14 +26,20 @@ def _after_release(t: np.ndarray, y: np.ndarray, t_rel: float) -> tuple[np.ndarr
 
 def _warn_if_stand_in_rails_hit(spec: IntegratorSpec, t_s: np.ndarray, x_volt: np.ndarray) -> None:
     """An ideal op-amp has ±1 kV stand-in rails in the deck: a state that reaches them means the loop's
-    ODE diverged, and the clamped trajectory is not a circuit answer."""
+    ODE diverged, and the clamped trajectory is not a circuit answer. The warning names the instant the
+    state crossed 99 % of the rail, interpolated between ngspice's time points (not the next point)."""
     amp, mp = spec.opamp, spec.opamp.macro_params()
-    for infinite, limit, side in ((not math.isfinite(amp.v_rail_pos_volt), mp["vpos"], x_volt >= 0.99 * mp["vpos"]),
-                                  (not math.isfinite(amp.v_rail_neg_volt), mp["vneg"], x_volt <= 0.99 * mp["vneg"])):
+    for infinite, limit in ((not math.isfinite(amp.v_rail_pos_volt), mp["vpos"]),
+                            (not math.isfinite(amp.v_rail_neg_volt), mp["vneg"])):
+        level = 0.99 * limit
+        side = x_volt >= level if limit > 0 else x_volt <= level
         if infinite and side.any():
             i, k = np.argwhere(side)[0]
+            t_hit = t_s[i]
+            if i > 0 and x_volt[i, k] != x_volt[i - 1, k]:
+                t_hit = t_s[i - 1] + (level - x_volt[i - 1, k]) / (x_volt[i, k] - x_volt[i - 1, k]) * (t_s[i] - t_s[i - 1])
             warnings.warn(f"IntegratorRun: state {k} reached the ideal op-amp's stand-in rail {limit:g} V at "
-                          f"t = {t_s[i]:.3g} s: the loop's ODE diverges and the trajectory after that is clamped, "
+                          f"t = {t_hit:.3g} s: the loop's ODE diverges and the trajectory after that is clamped, "
                           "not physical; scale the weights down, shorten t_stop_s or give the op-amps rails",
                           RuntimeWarning, stacklevel=4)
             return
