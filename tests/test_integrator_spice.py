@@ -232,3 +232,39 @@ def test_nonidealities_are_realized_once_from_the_seed():
     assert pc.prepare(spec, run, ni, seed=6).decks[0] != pc.prepare(spec, run, ni, seed=5).decks[0]
     with pytest.raises(pc.SpecError, match="read_noise_sigma"):
         pc.prepare(spec, run, pc.Nonidealities(read_noise_sigma=0.02))
+
+
+def test_realization_feeds_the_deck_and_its_draws_are_named():
+    """`realize_integrator` is the Block record's `realize`; `prepare` puts the same draw in its context and
+    writes exactly its values into the deck; each layer and op-amp role has its own child seed, so adding a
+    second hidden layer leaves the first layer's cells and the other op-amps' offsets as they were."""
+    import dataclasses
+
+    from pycosim.blocks.integrator import IntegratorRealization, example_run, realize_integrator
+
+    spec = IntegratorSpec(n_states=2, n_hidden=4, opamp=AMP_10MHZ)
+    run = example_run(spec, seed=2, n_points=11)
+    ni = pc.Nonidealities(variation_sigma=0.1, stuck_off_fraction=0.1, opamp_offset_sigma_volt=2e-3)
+    real = realize_integrator(spec, run, ni, 7)
+    assert pc.registered_blocks()["integrator"].realize is realize_integrator
+    assert isinstance(real, IntegratorRealization) and dataclasses.is_dataclass(real)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        real.seed = 1
+    prep = pc.prepare(spec, run, ni, seed=7)
+    ctx = prep.context["realization"]
+    for f in dataclasses.fields(real):
+        np.testing.assert_array_equal(getattr(ctx, f.name), getattr(real, f.name))
+    text = prep.decks[0].render("circuits")
+    g = real.g_in_siemens[0, 0]  # x0 → TIA 0, as the deck writes it
+    assert f"Ra_x0_0 x0 t0 {1.0 / g:.16e}" in text
+    assert real.g_in_siemens.shape == (2 * 2 + 2, 4) and real.g_out_siemens.shape == (2 * 4 + 2, 2)
+    assert np.std(real.offset_tia_volt) > 0 and not np.array_equal(real.offset_tia_volt[:2], real.offset_int_volt)
+
+    wider = IntegratorSpec(n_states=2, n_hidden=4, n_hidden2=3, opamp=AMP_10MHZ)
+    rng = np.random.default_rng(0)
+    run2 = dataclasses.replace(run, w_mid=rng.normal(0, 0.5, (3, 4)), b_mid=np.zeros(3), w_out=rng.normal(0, 0.5, (2, 3)))
+    real2 = realize_integrator(wider, run2, ni, 7)
+    np.testing.assert_array_equal(real2.g_in_siemens, real.g_in_siemens)
+    for role in ("int", "xinv", "tia", "act", "hinv"):
+        np.testing.assert_array_equal(getattr(real2, f"offset_{role}_volt"), getattr(real, f"offset_{role}_volt"))
+    assert real2.g_mid_siemens.shape == (2 * 4 + 2, 3) and real2.offset_tia2_volt.shape == (3,)
