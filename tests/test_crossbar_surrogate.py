@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import pycosim as pc
-from pycosim.surrogates import surrogate
+from pycosim.surrogates import schur, surrogate
 
-from conftest import random_read
+from conftest import nodal_solve, random_read
 
 
 @pytest.mark.parametrize("rows, cols", [(8, 8), (32, 32), (64, 48)])
@@ -108,3 +108,50 @@ def test_ir_drop_node_voltages_fall_along_the_lines():
     w = w[0].detach().numpy()
     assert np.all(np.diff(w, axis=1) < 0)  # word lines droop away from the drivers
     assert w[0, 0] < 0.2 and b[0].detach().numpy().max() > 0
+
+
+def _schur_currents(g: np.ndarray, v: np.ndarray, r_wire_ohm: float) -> np.ndarray:
+    """Column currents (b, C) into ideal TIAs from the port matrix of conductances g (R, C)."""
+    s = schur.port_matrix(torch.tensor(g), torch.tensor(1.0 / r_wire_ohm, dtype=torch.float64))
+    zero = torch.zeros(1, g.shape[1], dtype=torch.float64)
+    return schur.column_currents(s, torch.tensor(v), zero, None, None).numpy()
+
+
+@pytest.mark.parametrize("rows, cols", [(1, 1), (1, 7), (7, 1), (2, 2), (3, 5), (8, 8), (13, 6), (16, 40),
+                                        (33, 17), (64, 64)])
+@pytest.mark.parametrize("r_wire_ohm, g_max_siemens", [(1.1, 100e-6), (2e3, 1e-3)])
+def test_port_reduction_equals_nodal_solve_to_1e_10(rows, cols, r_wire_ohm, g_max_siemens):
+    rng = np.random.default_rng(rows * 100 + cols)
+    g = rng.uniform(0.0, g_max_siemens, (rows, cols))
+    g[rng.random((rows, cols)) < 0.1] = 0.0  # cells that are off entirely
+    v = rng.uniform(-0.2, 0.2, (4, rows))
+    ref = nodal_solve(g, v, r_wire_ohm)
+    err = np.max(np.abs(_schur_currents(g, v, r_wire_ohm) - ref)) / np.max(np.abs(ref))
+    assert err < 1e-10, f"{rows}x{cols}, r_wire {r_wire_ohm} Ohm: {err:.1e} of full scale"
+
+
+def test_port_reduction_batches_over_leading_dims():
+    rng = np.random.default_rng(5)
+    g = rng.uniform(0.0, 1e-4, (2, 3, 12, 9))
+    gw = torch.tensor(1 / 1.5, dtype=torch.float64)
+    s = schur.port_matrix(torch.tensor(g), gw)
+    assert s.shape == (2, 3, 21, 21)
+    for i, j in np.ndindex(2, 3):
+        torch.testing.assert_close(s[i, j], schur.port_matrix(torch.tensor(g[i, j]), gw), rtol=1e-12, atol=1e-14)
+
+
+@pytest.mark.parametrize("rows, cols", [(3, 5), (4, 8), (16, 16)])  # LAPACK; elementwise; batch first
+def test_port_reduction_passes_gradcheck(rows, cols):
+    torch.manual_seed(1)
+    g_scaled = (torch.rand(rows, cols, dtype=torch.float64) + 0.2).requires_grad_()  # units of 100 uS
+    gw = torch.tensor(0.7, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b: schur.port_matrix(a * 1e-4, b), (g_scaled, gw), eps=1e-6,
+                                    atol=1e-8, rtol=1e-6, fast_mode=True)
+
+
+@pytest.mark.parametrize("bad", [-50.0, float("nan")])
+def test_port_reduction_rejects_what_is_not_a_passive_network(bad):
+    g = np.full((8, 8), 1e-4)
+    g[3, 4] = bad
+    with pytest.raises(pc.SpecError, match="not positive definite"):
+        schur.port_matrix(torch.tensor(g), torch.tensor(1.0, dtype=torch.float64))
