@@ -58,8 +58,9 @@ def add_case_options(p: argparse.ArgumentParser, block: Any, command: str, names
     types = " or ".join(t.__name__ for t in block.stimulus_types)
     x.add_argument("--run", default=None, metavar="FILE.json",
                    help=f"the stimulus as a JSON object of {types} fields (SI; arrays as nested lists; "
-                        f"\"type\" picks the stimulus type, default {block.stimulus_types[0].__name__}); size fields "
-                        f"({', '.join(block.shape_fields) or 'none'}) left out follow its shapes")
+                        f"\"type\" picks the stimulus type, default {block.stimulus_types[0].__name__})"
+                        + (f"; size fields left out ({', '.join(block.shape_fields)}) follow its shapes"
+                           if block.shape_fields else ""))
     g.add_argument("--nonideal-seed", type=int, default=0, metavar="INT",
                    help="seed of the realization (device variation, stuck cells, offsets); default 0")
     spec_infos = fields.describe(block.spec_type)

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import _thread
 import argparse
+import signal
+import threading
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 from ..errors import PycosimError, SpecError
 from . import fields
@@ -13,6 +17,33 @@ from .config import load_grid, load_sweep_config, parse_sets
 
 class Interrupted(PycosimError):
     """Ctrl-C: what was stored stays stored; the command exits 130."""
+
+
+@contextmanager
+def interrupt_between_writes() -> Iterator[None]:
+    """Ctrl-C raises KeyboardInterrupt as usual, except inside `store.write_result`: there it is
+    retried every 20 ms until the run is written (a write cut short leaves the store's
+    in-progress marker, and the next start would drop that finished run)."""
+    from .. import store
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    code = store.write_result.__code__
+
+    def on_sigint(signum: int, frame: Any) -> None:
+        while frame is not None:
+            if frame.f_code is code:
+                threading.Timer(0.02, _thread.interrupt_main).start()
+                return
+            frame = frame.f_back
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGINT, on_sigint)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
@@ -28,7 +59,8 @@ def cmd_sweep(args: argparse.Namespace) -> int:
         client = Client(args.scheduler)
         executor = client.get_executor()
     try:
-        res = sweep(cases, store=store, executor=executor, engine=args.engine, timeout_s=args.timeout_s)
+        with interrupt_between_writes():
+            res = sweep(cases, store=store, executor=executor, engine=args.engine, timeout_s=args.timeout_s)
     except KeyboardInterrupt:
         wanted = {c.case_id for c in cases}
         stored = len(wanted & done_ids(store, discard_unfinished=False))
