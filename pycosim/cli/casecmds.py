@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import inspect
 import sys
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ def cmd_netlist(args: argparse.Namespace) -> int:
     from ..simulate import prepare
 
     if args.benches:
+        Path(args.benches).mkdir(parents=True, exist_ok=True)
         for path in write_benches(args.benches):
             print(path)
         return 0
@@ -157,13 +157,10 @@ def block_text(block: Any) -> str:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
+    from ..blocks.registry import block_named
     from ..demo import run_demo
 
-    kwargs: dict[str, Any] = {"engine": args.engine}
-    if args.blocks:
-        if "blocks" not in inspect.signature(run_demo).parameters:
-            raise SpecError("this pycosim's demo runs every block; choosing blocks needs run_demo(blocks=...)")
-        kwargs["blocks"] = list(args.blocks)
-    path = run_demo(args.out, **kwargs)
+    names = [block_named(name).name for name in args.blocks] or None  # unknown names: SpecError listing the table
+    path = run_demo(args.out, engine=args.engine, blocks=names)
     print(f"report: {path}")
     return 0

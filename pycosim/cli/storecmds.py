@@ -129,7 +129,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
         raise SpecError(f"--model {args.model}: no such file (write one with `pycosim calibrate {block.name}`)")
     model = load_model(args.model)
     if model.block.name != block.name:
-        raise SpecError(f"--model {args.model} is a {model.block.name} surrogate; validate it with "
+        raise SpecError(f"--model {args.model} is the {model.block.name} block's surrogate; validate it with "
                         f"`pycosim validate {model.block.name}`")
     grid, base_ni = load_grid(args.grid, block) if args.grid else ({}, Nonidealities())
     circuit = model.circuit_spec  # the circuit the model was calibrated on
