@@ -2,11 +2,12 @@
 
 With linear cells the array is a linear map from driver and TIA-node voltages to port
 currents. Every cell (its word-line node W, bit-line node B, the wire segment to its left and
-the one below it) is a 4-port block [left, right, top, bottom]; neighbouring blocks are merged
-pairwise, alternately along rows and columns, eliminating the nodes they share with a
-Cholesky factorization batched over all pairs. Once blocks span the whole width (height),
-their right (top) ports are open line ends and are eliminated in the same merge; the last
-merge keeps only the drivers and the TIA nodes. What is left is the (rows + cols) port matrix
+the one below it) is a 4-port block [left, bottom, top = B, right = W]; neighbouring blocks
+are merged pairwise, alternately along rows and columns, eliminating the nodes they share
+with a Cholesky factorization batched over all pairs. When a merge makes blocks span the
+whole width (height), the right (top) ports of its right (upper) blocks are open line ends:
+they are eliminated from those blocks alone first. The last merge keeps only the drivers and
+the TIA nodes. What is left is the (rows + cols) port matrix
 of the whole array: ~100·n³ flops once per conductance matrix, independent of how many reads
 follow (each read is then a small solve or one matmul). Non-power-of-two arrays are padded
 exactly with zero-conductance cells above the first row and right of the last column
@@ -36,7 +37,7 @@ Seg = tuple[int, int, int]            # (source block: 0 = a, 1 = b, first port,
 Layout = tuple[tuple[str, int], ...]  # (side, number of ports) in port order
 _ORDER = ("L", "B", "T", "R")         # port order of merged blocks (the sides they still have): of
                                       # the 24 orders, one of those with the fewest slices to copy
-_LEAF: Layout = (("L", 1), ("R", 1), ("T", 1), ("B", 1))  # a cell: left, right = W, top = B, bottom
+_LEAF: Layout = (("L", 1), ("B", 1), ("T", 1), ("R", 1))  # a cell: left, bottom, top = B, right = W
 _WIDE = 32   # blocks with this many ports or more are stored batch first (their slices are long)
 _SMALL = 8   # at most this many nodes eliminated from ≥ 16·e² blocks: elementwise, not LAPACK
 
@@ -181,14 +182,14 @@ def _plan(rows: int, cols: int) -> tuple[tuple[int, int], tuple[_Merge, ...], tu
 
 
 def _leaf_blocks(g: torch.Tensor, g_wire: torch.Tensor) -> torch.Tensor:
-    """(4, 4, N) port matrices of single cells g (N,): [left, right=W, top=B, bottom]."""
+    """(4, 4, N) port matrices of single cells g (N,), ports [left, bottom, top=B, right=W]."""
     z = torch.zeros_like(g)
     gw = g_wire.expand_as(g) if torch.is_tensor(g_wire) else torch.full_like(g, g_wire)
     rows = [
-        torch.stack([gw, -gw, z, z]),
-        torch.stack([-gw, gw + g, -g, z]),
-        torch.stack([z, -g, g + gw, -gw]),
-        torch.stack([z, z, -gw, gw]),
+        torch.stack([gw, z, z, -gw]),
+        torch.stack([z, gw, -gw, z]),
+        torch.stack([z, -gw, g + gw, -g]),
+        torch.stack([-gw, z, -g, gw + g]),
     ]
     return torch.stack(rows)
 
