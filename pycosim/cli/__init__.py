@@ -18,6 +18,8 @@ import warnings
 from typing import Any, Sequence
 
 from ..errors import PycosimError, SpiceError
+from ..nonideal import Nonidealities
+from .casecmds import cmd_info
 from .config import load_sweep_config
 from .stimulus import load_json
 
@@ -72,7 +74,7 @@ def _refuse_extras(parser: argparse.ArgumentParser, args: argparse.Namespace, ex
     subs = getattr(parser, "subparsers", {})
     sp = subs.get((command, name)) or subs.get((command, None)) or parser
     block = blocks.get(name) if isinstance(name, str) else None
-    every_ni = [f.name for f in dataclasses.fields(_nonidealities())]
+    every_ni = [f.name for f in dataclasses.fields(Nonidealities)]
     for tok in extras:
         opt = tok.split("=")[0]
         field = opt.lstrip("-").replace("-", "_")
@@ -84,12 +86,6 @@ def _refuse_extras(parser: argparse.ArgumentParser, args: argparse.Namespace, ex
     hint = "; ".join(f"{t.split('=')[0]}: did you mean {m[0]}?" for t, m in
                      zip([t for t in extras if t.startswith("--")], near) if m)
     sp.error(f"unrecognized arguments: {' '.join(extras)}" + (f" ({hint})" if hint else ""))
-
-
-def _nonidealities() -> type:
-    from ..nonideal import Nonidealities
-
-    return Nonidealities
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -111,16 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command is None:
         if not args.version:
             parser.error("a command is required")
-        args = argparse.Namespace(command="info", func=_info_func(), engine="shared", block=None)
+        args = argparse.Namespace(command="info", func=cmd_info, engine="shared", block=None)
     block = getattr(args, "block", None)
     args.block_record = blocks[block] if isinstance(block, str) else None
     return run(args)
-
-
-def _info_func():
-    from .casecmds import cmd_info
-
-    return cmd_info
 
 
 def run(args: argparse.Namespace) -> int:

@@ -129,7 +129,13 @@ def presets(cls: type) -> dict[str, Callable[[], Any]]:
             params = inspect.signature(fn).parameters.values()
         except (TypeError, ValueError):
             continue
-        if all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+        if not all(p.default is not p.empty or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD) for p in params):
+            continue
+        try:
+            made = fn()
+        except Exception:  # noqa: BLE001 - a classmethod that needs more than defaults is no preset
+            continue
+        if isinstance(made, cls):
             out[name] = fn
     return out
 

@@ -38,10 +38,10 @@ def _engine(p: argparse.ArgumentParser, timeout: bool = True) -> None:
         p.add_argument("--timeout-s", type=float, default=600.0, metavar="FLOAT", help="[s] wall-clock limit per deck")
 
 
-def _stimulus_type(block: Any) -> type | None:
-    """The type of the block's default example stimulus (its scalar fields become options)."""
+def _default_example(block: Any) -> Any:
+    """The block's example stimulus for its default spec (its scalar fields become options), or None."""
     try:
-        return type(block.example(block.spec_type(), 0))
+        return block.example(block.spec_type(), 0)
     except Exception:  # noqa: BLE001 - a plug-in whose example needs a non-default spec: no stimulus options
         return None
 
@@ -65,9 +65,9 @@ def add_case_options(p: argparse.ArgumentParser, block: Any, command: str, names
                    help="seed of the realization (device variation, stuck cells, offsets); default 0")
     spec_infos = fields.describe(block.spec_type)
     add_fields(p, p.add_argument_group(f"{block.spec_type.__name__} fields (SI)"), spec_infos, SPEC)
-    stim_type = _stimulus_type(block)
-    if stim_type is not None:
-        example = block.example(block.spec_type(), 0)
+    example = _default_example(block)
+    if example is not None:
+        stim_type = type(example)
         scalars = tuple(i for i in fields.describe(stim_type, example) if i.kind in (bool, int, float, str))
         if scalars:
             add_fields(p, p.add_argument_group(f"{stim_type.__name__} fields (replace the example's or the JSON's)"),
