@@ -218,6 +218,8 @@ def calibrate(spec: Any, runs: Any, *, holdout: float = 0.25, seed: int = 0,
             opt.zero_grad()
             loss = model.fit_loss([model.predict(case) for case, _ in train], refs)
             loss.backward()
+            if bar.n >= bar.total:  # L-BFGS's line search may evaluate more often than max_iter
+                bar.total = bar.n + 1
             bar.update(1)
             bar.set_postfix(loss=f"{float(loss.detach()):.3e}")
             return loss

@@ -24,7 +24,6 @@ from dataclasses import dataclass
 from typing import Mapping, Protocol, Sequence, runtime_checkable
 
 import numpy as np
-from scipy import stats
 
 from .metrics import nrmse
 
@@ -150,6 +149,8 @@ class DistributionErrors:
     kind: str = "distribution"
 
     def errors(self, preds: Sequence[Outputs], refs: Sequence[Outputs]) -> dict[str, dict[str, float]]:
+        from scipy import stats  # here, not at import: scipy.stats costs the CLI ~1 s of start-up
+
         out: dict[str, dict[str, float]] = {}
         for k in self.outputs:
             a, b = _flat(preds, k), _flat(refs, k)
