@@ -109,7 +109,7 @@ def hp_memristor_data(t_stop_s: float = 20.0, n_points: int = 2001, seed: int = 
 
     return HPMemristorData(t_s=t, t_periods=t * frequency_hz, v_drive_volt=resample("v(p)"),
                            x_state=resample("v(x1.x)"), i_amp=-resample("i(vdrv)"),
-                           frequency_hz=float(frequency_hz), netlist=deck.render("circuits"))
+                           frequency_hz=float(frequency_hz), netlist=deck.render())
 
 
 @dataclass(frozen=True)
