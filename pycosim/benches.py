@@ -45,6 +45,13 @@ def _integrator_relu() -> Deck:
     return prepare(spec, example_run(spec)).decks[0]
 
 
+def _integrator_wired() -> Deck:
+    """The 2x8 ReLU loop with wire resistance: every layer an array, 2.5 Ohm per segment, 1 mS per unit
+    weight (C_fb 10 nF keeps tau at 10 us), where the IR drop moves the trajectory by a few percent."""
+    spec = IntegratorSpec(g_unit_siemens=1e-3, c_fb_farad=10e-9, r_wire_ohm=2.5)
+    return prepare(spec, example_run(spec)).decks[0]
+
+
 def _integrator_oscillator() -> Deck:
     """Linear loop, W_in = I, W_out = [[0, 1], [-1, 0]]: a harmonic oscillator of period 2*pi*tau (10 us)."""
     amp = OpAmpSpec(a0=1e5, gbw_hz=10e6, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
@@ -81,7 +88,8 @@ def crossbar_benches() -> dict[str, Deck]:
 
 def integrator_benches() -> dict[str, Deck]:
     """The integrator block's benches (its `Block.benches`)."""
-    return {"integrator_2x8_relu.cir": _integrator_relu(), "integrator_oscillator.cir": _integrator_oscillator(),
+    return {"integrator_2x8_relu.cir": _integrator_relu(), "integrator_2x8_relu_wire.cir": _integrator_wired(),
+            "integrator_oscillator.cir": _integrator_oscillator(),
             "integrator_two_layer_sde.cir": _integrator_two_layer_sde()}
 
 
