@@ -224,16 +224,15 @@ def _add_own_stamps(out: torch.Tensor, src: tuple[torch.Tensor, ...], keep: tupl
                     batch_last: bool) -> torch.Tensor:
     """out += D in place: each kept block's own stamps among its kept ports (D is block
     diagonal in the sources; the in-place adds save a full pass over zeros and copies)."""
+    rd, cd = (0, 1) if batch_last else (-2, -1)
     at = [0]
     for _, s0, s1 in keep:
         at.append(at[-1] + s1 - s0)
     for p, (i, r0, r1) in enumerate(keep):
+        out_rows, src_rows = out.narrow(rd, at[p], r1 - r0), src[i].narrow(rd, r0, r1 - r0)
         for q, (j, c0, c1) in enumerate(keep):
             if i == j:
-                if batch_last:
-                    out[at[p]:at[p + 1], at[q]:at[q + 1]].add_(src[i][r0:r1, c0:c1])
-                else:
-                    out[..., at[p]:at[p + 1], at[q]:at[q + 1]].add_(src[i][..., r0:r1, c0:c1])
+                out_rows.narrow(cd, at[q], c1 - c0).add_(src_rows.narrow(cd, c0, c1 - c0))
     return out
 
 
