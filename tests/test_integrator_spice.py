@@ -262,7 +262,8 @@ def test_realization_feeds_the_deck_and_its_draws_are_named():
 
     wider = IntegratorSpec(n_states=2, n_hidden=4, n_hidden2=3, opamp=AMP_10MHZ)
     rng = np.random.default_rng(0)
-    run2 = dataclasses.replace(run, w_mid=rng.normal(0, 0.5, (3, 4)), b_mid=np.zeros(3), w_out=rng.normal(0, 0.5, (2, 3)))
+    run2 = dataclasses.replace(run, w_mid=rng.normal(0, 0.5, (3, 4)), b_mid=np.zeros(3),
+                               w_out=rng.normal(0, 0.5, (2, 3)))
     real2 = realize_integrator(wider, run2, ni, 7)
     np.testing.assert_array_equal(real2.g_in_siemens, real.g_in_siemens)
     for role in ("int", "xinv", "tia", "act", "hinv"):

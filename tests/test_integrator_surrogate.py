@@ -262,3 +262,20 @@ def test_staircase_noise_into_an_integrator_is_its_exact_random_walk():
     assert np.ptp(exact) > 0.3
     np.testing.assert_allclose(pc.simulate(spec, run).outputs["x_volt"][:, 0], exact, atol=2e-5)
     np.testing.assert_allclose(_x(pc.surrogate(spec), run)[:, 0], exact, atol=5e-4)
+
+
+def test_surrogate_takes_the_decks_realization_and_refuses_others():
+    """The deck's `IntegratorRealization` (`prepare(...).context["realization"]`) is what the surrogate draws
+    from the same seed; a mapping or a realization of another loop size is refused, naming the cause."""
+    spec = pc.IntegratorSpec(n_states=2, n_hidden=4, activation="tanh", opamp=AMP_10MHZ)
+    run = example_run(spec, seed=3, n_points=21)
+    ni = pc.Nonidealities(variation_sigma=0.1, opamp_offset_sigma_volt=1e-3)
+    real = pc.prepare(spec, run, ni, seed=9).context["realization"]
+    model = pc.surrogate(spec)
+    np.testing.assert_array_equal(_x(model, run, realization=real), _x(model, run, nonideal=ni, seed=9))
+    assert not np.array_equal(_x(model, run, realization=real), _x(model, run, nonideal=ni, seed=10))
+    with pytest.raises(pc.SpecError, match="IntegratorRealization"):
+        model.outputs(run, realization={"w_in_pos": np.zeros((4, 2))})
+    other = pc.prepare(pc.IntegratorSpec(n_states=2, n_hidden=5), example_run(pc.IntegratorSpec(n_states=2, n_hidden=5)))
+    with pytest.raises(pc.SpecError, match="another size"):
+        model.outputs(run, realization=other.context["realization"])

@@ -144,8 +144,8 @@ class IntegratorModel(PhysicalModel):
 
     def _loop(self, loop: Mapping[str, torch.Tensor]):
         """Effective weights, leaks, offsets and lags of one realized circuit."""
-        return loop_coefficients(loop, a0=self.log_a0.exp(), lag_s=self.log_lag_scale.exp() / (2 * math.pi * self.gbw_hz),
-                                 tau_s=self.log_tau_s.exp())
+        lag_s = self.log_lag_scale.exp() / (2 * math.pi * self.gbw_hz)
+        return loop_coefficients(loop, a0=self.log_a0.exp(), lag_s=lag_s, tau_s=self.log_tau_s.exp())
 
     def _layers(self, p, x: torch.Tensor, dx: torch.Tensor | None, u_in: torch.Tensor | None = None):
         """(z1, h1, z2, h2): pre-activations and activations of both hidden layers (z2 = h2 = None
@@ -217,16 +217,21 @@ class IntegratorModel(PhysicalModel):
         elif not isinstance(realization, IntegratorRealization):
             raise SpecError(f"IntegratorModel: realization must be an IntegratorRealization (the block's "
                             f"`realize_integrator`), got {type(realization).__name__}")
+        elif (realization.n_states, realization.n_hidden, realization.n_hidden2, realization.n_inputs) != (
+                run.w_in.shape[1], run.w_in.shape[0], run.n_hidden2, run.n_inputs):
+            raise SpecError("IntegratorModel: the realization was drawn for a loop of another size than the run's "
+                            "(states, hidden units, second layer, inputs)")
         return loop_tensors(realization, g_unit_siemens=self.spec.g_unit_siemens,
                             offset_volt=self.spec.opamp.offset_volt, with_u=run.u_pwl is not None,
                             r_wire_ohm=None if self.ideal_wires else self.log_r_wire_ohm.exp(),
                             device=self.log_tau_s.device)
 
-    def vector_field(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0):
+    def vector_field(self, run: IntegratorRun, nonideal: Nonidealities | None = None, seed: int = 0, *,
+                     realization: IntegratorRealization | None = None):
         """f(t_s, x_volt) → dx/dt (V/s) of the realized loop of `run` (its weights and inputs; x0 and
         t_stop unused), for batches x (b, n): to drive a custom solver, e.g. Euler–Maruyama with noise.
         After solving, pass it to `warn_if_lag_broke` (trajectory does the same)."""
-        p = self._loop(self._realized(run, nonideal, seed))
+        p = self._loop(self._realized(run, nonideal, seed, realization))
         dev = self.log_tau_s.device
         return self._rhs(p, None if run.u_pwl is None else pwl_function(run.u_pwl, dev),
                          None if run.u_in_pwl is None else pwl_function(run.u_in_pwl, dev))

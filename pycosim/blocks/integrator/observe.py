@@ -37,7 +37,8 @@ def _warn_if_stand_in_rails_hit(spec: IntegratorSpec, t_s: np.ndarray, x_volt: n
             i, k = np.argwhere(side)[0]
             t_hit = t_s[i]
             if i > 0 and x_volt[i, k] != x_volt[i - 1, k]:
-                t_hit = t_s[i - 1] + (level - x_volt[i - 1, k]) / (x_volt[i, k] - x_volt[i - 1, k]) * (t_s[i] - t_s[i - 1])
+                frac = (level - x_volt[i - 1, k]) / (x_volt[i, k] - x_volt[i - 1, k])
+                t_hit = t_s[i - 1] + frac * (t_s[i] - t_s[i - 1])
             warnings.warn(f"IntegratorRun: state {k} reached the ideal op-amp's stand-in rail {limit:g} V at "
                           f"t = {t_hit:.3g} s: the loop's ODE diverges and the trajectory after that is clamped, "
                           "not physical; scale the weights down, shorten t_stop_s or give the op-amps rails",
