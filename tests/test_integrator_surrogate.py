@@ -276,6 +276,7 @@ def test_surrogate_takes_the_decks_realization_and_refuses_others():
     assert not np.array_equal(_x(model, run, realization=real), _x(model, run, nonideal=ni, seed=10))
     with pytest.raises(pc.SpecError, match="IntegratorRealization"):
         model.outputs(run, realization={"w_in_pos": np.zeros((4, 2))})
-    other = pc.prepare(pc.IntegratorSpec(n_states=2, n_hidden=5), example_run(pc.IntegratorSpec(n_states=2, n_hidden=5)))
+    wider = pc.IntegratorSpec(n_states=2, n_hidden=5)
+    other = pc.prepare(wider, example_run(wider))
     with pytest.raises(pc.SpecError, match="another size"):
         model.outputs(run, realization=other.context["realization"])
