@@ -11,7 +11,8 @@ they are eliminated from those blocks alone first (20% fewer flops than in the m
 (rows + cols) port matrix of the whole array: ~90·n³ flops once per conductance matrix,
 independent of how many reads follow (each read is then a small solve or one matmul).
 Non-power-of-two arrays are padded exactly with zero-conductance cells above the first row
-and right of the last column (dangling wires carry no current). Differentiable by autograd through the factorizations.
+and right of the last column (dangling wires carry no current). Differentiable by autograd
+through the factorizations.
 
 Speed (each choice measured on CPU, float64): which ports go where is planned once per array
 size (`_plan`, cached); every merge reads and writes slices only (an index gather costs ~10x a
