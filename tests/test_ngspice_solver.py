@@ -82,3 +82,18 @@ def test_the_option_is_harmless_on_ngspice_39(tmp_path):
                       engine=engine)
     assert ".options klu" in res.netlist and res.provenance["solver"] == "sparse"
     np.testing.assert_allclose(res.outputs["i_out_amp"], nodal_solve(g, v, 1.0), rtol=1e-6)
+
+
+def test_each_deck_kind_records_the_solver_pycosim_chose(tmp_path):
+    """DC reads and ideal-TIA transients ask for KLU; transients with op-amp macro-models and the
+    integrator loop stay on Sparse (measured faster there, see `crossbar.transient_solver`)."""
+    from pycosim.benches import example_step
+
+    klu = "klu" if _installed_ngspice_uses_klu(tmp_path) else "sparse"
+    for opamp, expected in ((pc.OpAmpSpec(), klu), (pc.OpAmpSpec.opa4322(), "sparse")):
+        res = pc.simulate(pc.CrossbarSpec(rows=4, cols=4, opamp=opamp), example_step(4, 4, t_stop_s=2e-7))
+        assert res.provenance["solver"] == expected, opamp
+        assert (".options klu" in res.netlist) == opamp.ideal  # the deck asks; the provenance says what ran
+    spec = pc.IntegratorSpec(n_states=2, n_hidden=2)
+    res = pc.simulate(spec, pc.registered_blocks()["integrator"].example(spec, 0))
+    assert res.provenance["solver"] == "sparse" and ".options klu" not in res.netlist
