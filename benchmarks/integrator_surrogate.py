@@ -52,7 +52,7 @@ def _cases(amp: pc.OpAmpSpec, n_batch: int):
         yield (f"{n} states, {h} hidden, {act}", spec, example_run(spec, seed=5, n_points=201),
                np.random.default_rng(0).uniform(-0.5, 0.5, (n_batch, n)))
     from pycosim.networks.diffusion import ring_data, train_score_model
-    from pycosim.networks.on_integrator import probability_flow_run, prior_samples
+    from pycosim.networks.diffusion_loop import probability_flow_run, prior_samples
 
     score = train_score_model(ring_data(5000, seed=0), steps=1500, seed=0, progress=False).model
     spec = pc.IntegratorSpec(n_states=2, n_hidden=14, n_hidden2=14, activation="relu", opamp=amp)

@@ -74,7 +74,7 @@ REALISTIC_OPAMP = dict(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=
 def calibrated_relu_loop():
     """The ReLU integrator surrogate calibrated to SPICE on 10 MHz op-amps (4 random loops, ~15 s)."""
     import pycosim as pc
-    from pycosim.networks.on_integrator import calibrate_loop
+    from pycosim.calibrate_loop import calibrate_loop
 
     spec = pc.IntegratorSpec(n_states=2, n_hidden=6, activation="relu", opamp=pc.OpAmpSpec(**REALISTIC_OPAMP))
     return calibrate_loop(spec, n_cases=4, max_iter=10, progress=False)

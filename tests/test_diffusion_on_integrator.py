@@ -10,14 +10,14 @@ import pycosim as pc
 from pycosim.metrics import nrmse
 from pycosim.networks.diffusion import kl_divergence_2d, ring_data, sample_probability_flow, sample_reverse_sde
 from pycosim.networks.degradation import degradation_grid
-from pycosim.networks.on_integrator import (
+from pycosim.networks.diffusion_loop import (
     probability_flow_run,
     prior_samples,
     reverse_sde_run,
     sample_on_integrator,
     sample_sde_on_integrator,
-    surrogate_trajectory,
 )
+from pycosim.networks.on_integrator import surrogate_trajectory
 
 AMP_10MHZ = pc.OpAmpSpec(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
 

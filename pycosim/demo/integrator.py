@@ -80,7 +80,8 @@ def _diffusion_section(rep: Report, out: Path, engine: str, progress: bool) -> N
 
     from ..blocks.integrator import IntegratorSpec
     from ..networks.diffusion import kl_divergence_2d, ring_data, sample_probability_flow, train_score_model
-    from ..networks.on_integrator import calibrate_loop, probability_flow_run, prior_samples, sample_on_integrator
+    from ..calibrate_loop import calibrate_loop
+    from ..networks.diffusion_loop import probability_flow_run, prior_samples, sample_on_integrator
 
     amp = OpAmpSpec(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
     data = ring_data(5000, seed=0)
