@@ -90,7 +90,10 @@ def test_hp_twin_on_the_calibrated_surrogate_ideal_vs_nonideal(twin_and_data, ca
 
 @pytest.fixture(scope="module")
 def l96_twin():
-    return train_lorenz96_twin(n_hidden=32, iters=3000, progress=False)
+    # 6000 gradient-matching steps: at 3000 the 1-Lyapunov-time NRMSE spread over seeds 0-3 was
+    # 10.1-13.0 % on this machine (8.5 % on an earlier one: the training is chaotic in its rounding);
+    # at 6000 it was 9.2-10.9 %, so the 12 % claim holds for the model, not for one lucky rounding
+    return train_lorenz96_twin(n_hidden=32, iters=6000, progress=False)
 
 
 L96_SPEC = pc.IntegratorSpec(n_states=6, n_hidden=32, activation="relu")
@@ -99,7 +102,7 @@ L96_SPEC = pc.IntegratorSpec(n_states=6, n_hidden=32, activation="relu")
 def test_lorenz96_twin_predicts_one_lyapunov_time(l96_twin):
     tw = l96_twin
     assert tw.horizon == 114 and len(tw.starts) == 16 and tw.starts[0] >= tw.split
-    assert tw.prediction_nrmse < 0.12, f"1-Lyapunov-time NRMSE {tw.prediction_nrmse:.2%}"  # measured 8.5 %
+    assert tw.prediction_nrmse < 0.12, f"1-Lyapunov-time NRMSE {tw.prediction_nrmse:.2%}"  # measured 10.9 %
     assert np.max(np.abs(tw.data.x_volt)) < 2.0, "the states must fit inside ±2.5 V rails"
 
 
