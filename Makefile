@@ -34,6 +34,7 @@ bench: setup
 	$(BIN)/python benchmarks/spice_overhead.py
 	$(BIN)/python benchmarks/crossbar_surrogate.py
 	$(BIN)/python benchmarks/integrator_surrogate.py
+	$(BIN)/python benchmarks/sweep_scaling.py
 
 netlists: setup
 	$(BIN)/pycosim netlist --benches netlists

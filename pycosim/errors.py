@@ -11,6 +11,18 @@ class SpecError(PycosimError, ValueError):
     """A spec, stimulus or option is malformed: names the field, the value and the allowed range."""
 
 
+_LOG_LINES_SHOWN = 40
+
+
+def _shortened(log: str) -> str:
+    """ngspice's log for a message: the first lines (the error is there) and a count of the rest;
+    the full log stays in `SpiceError.ngspice_log` (a failed transient dumps every node's voltage)."""
+    lines = log.splitlines()
+    if len(lines) <= _LOG_LINES_SHOWN:
+        return log
+    return "\n".join(lines[:_LOG_LINES_SHOWN] + [f"... ({len(lines) - _LOG_LINES_SHOWN} more lines in .ngspice_log)"])
+
+
 class SpiceError(PycosimError, RuntimeError):
     """ngspice failed; carries ngspice's own text and the deck that ran."""
 
@@ -21,7 +33,7 @@ class SpiceError(PycosimError, RuntimeError):
         if netlist_path:
             text += f" [deck: {netlist_path}]"
         if ngspice_log:
-            text += "\n--- ngspice said ---\n" + ngspice_log.strip()
+            text += "\n--- ngspice said ---\n" + _shortened(ngspice_log.strip())
         super().__init__(text)
         self._message = message
 

@@ -144,3 +144,13 @@ def test_unknown_grid_field_is_refused(tmp_path):
         pc.validate(surrogate(pc.CrossbarSpec(rows=6, cols=6)), _cases(6, 6, 1), {"r_wire_ohm": 1.0},
                     store=tmp_path / "v.h5", progress=False)
     assert not (tmp_path / "v.h5").exists()  # refused before any SPICE run
+
+
+def test_degradation_grid_refuses_a_nonideality_the_block_does_not_realize():
+    from pycosim.networks.degradation import degradation_grid
+
+    calls = []
+    with pytest.raises(pc.SpecError, match="integrator block does not realize .*read_noise_sigma"):
+        degradation_grid(lambda s, ni, seed: calls.append(1) or 0.0, pc.IntegratorSpec(),
+                         {"read_noise_sigma": [0.02]}, progress=False)
+    assert not calls  # refused before any metric ran

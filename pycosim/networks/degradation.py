@@ -22,6 +22,7 @@ from ..errors import SpecError
 from ..nonideal import Nonidealities
 from ..report import markdown_table
 from ..unitnames import axis_label
+from ..blocks.registry import block_for
 from ..validate import apply_fields
 
 #: metric(spec, nonideal, seed) -> float, e.g. a prediction NRMSE on the integrator surrogate.
@@ -173,6 +174,9 @@ def degradation_grid(metric: Metric, spec: Any, grid: Mapping[str, Sequence[Any]
             raise SpecError(f"degradation_grid: grid[{name!r}] must be a non-empty list of values")
         for value in values:
             points.append((name, value, *apply_fields(spec, nonideal, {name: value})))
+    block = block_for(spec)
+    for _, _, _, ni in points:  # a nonideality the block does not realize would silently do nothing
+        block.check_nonideal(ni)
 
     from tqdm.auto import tqdm
 
