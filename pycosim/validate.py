@@ -194,7 +194,9 @@ def quiet(block, nonideal: Nonidealities) -> Nonidealities:
 
 def _distribution_row(block, models, cases: Sequence[Case], refs: Mapping[str, Any], keys) -> dict[str, float]:
     """Stochastic part of SPICE (its run minus the noiseless surrogate of the same devices) against
-    the stochastic part of the surrogate drawn with independent seeds: DistributionErrors."""
+    the stochastic part of the surrogate drawn with independent seeds: DistributionErrors of the
+    first key. noise_std_ratio = std(surrogate's noise) / std(SPICE's noise), ≈ 1 when they agree;
+    noise_ks_statistic / noise_ks_pvalue: two-sample KS test of the two noise samples."""
     dev_ref, dev_sur = [], []
     for c in cases:
         m = models[repr(c.spec)]

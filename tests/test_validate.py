@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import h5py
 import numpy as np
+from dataclasses import replace
+
 import pytest
 import torch
 from scipy.stats import ks_2samp
 
 import pycosim as pc
+from pycosim.validate import STAT_SEED_OFFSET
 from pycosim import plots
 from pycosim.surrogates import surrogate
 
@@ -60,6 +63,29 @@ def test_validate_reports_read_noise_only_where_it_is_on(tmp_path):
                       store=tmp_path / "v.h5", progress=False)
     assert [row["read_noise_sigma"] for row in rep.table] == [0.0, 0.02]
     assert "noise_std_ratio" in rep.table[1] and "noise_std_ratio" not in rep.table[0]
+
+
+def test_validate_compares_read_noise_as_distributions_over_independent_draws(tmp_path):
+    """pc.validate's statistical path: SPICE's noise (its run minus the noiseless answer) against the
+    surrogate's noise drawn with other seeds; the same sigma passes, a wrong sigma in the surrogate
+    is caught by the KS test and the std ratio."""
+    cases = _cases(8, 8, 25)
+    right = pc.validate(surrogate(cases[0].spec), cases, {"read_noise_sigma": [0.02]},
+                        store=tmp_path / "v.h5", progress=False).table[0]
+    assert 0.8 < right["noise_std_ratio"] < 1.25 and right["noise_ks_pvalue"] > 1e-3, right
+    spec = cases[0].spec
+
+    class LouderNoise(type(surrogate(spec))):
+        """The surrogate with its read noise drawn 1.6x too large (what a wrong noise model does)."""
+
+        def outputs(self, stimulus, nonideal=None, seed=0, **kw):
+            if nonideal is not None and nonideal.read_noise_sigma > 0 and seed >= STAT_SEED_OFFSET:
+                nonideal = replace(nonideal, read_noise_sigma=1.6 * nonideal.read_noise_sigma)
+            return super().outputs(stimulus, nonideal, seed, **kw)
+
+    wrong = pc.validate(LouderNoise(spec), cases, {"read_noise_sigma": [0.02]},
+                        store=tmp_path / "v.h5", progress=False).table[0]
+    assert wrong["noise_std_ratio"] > 1.25 and wrong["noise_ks_pvalue"] < 1e-3, wrong  # surrogate / SPICE noise std
 
 
 # ---- read noise, compared as distributions over independent draws ---------------------------
