@@ -22,6 +22,7 @@ from pycosim.benches import LIB_DIR_FROM_NETLISTS
 from pycosim.blocks.registry import registered_blocks
 from pycosim.predict import predict
 from pycosim.resources import netlists_dir
+from pycosim.specjson import from_json, to_json
 from pycosim.units import field_ranges
 
 BLOCKS = registered_blocks()
@@ -59,7 +60,9 @@ def test_default_spec_builds_and_has_ranges(name):
     block = BLOCKS[name]
     spec = block.spec_type()
     assert field_ranges(block.spec_type), f"{name}: no field of its spec is range-checked"
-    assert block.size_label(spec) is not None
+    assert from_json(to_json(spec)) == spec, f"{name}: the spec does not survive the store's JSON"
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setattr(spec, dataclasses.fields(spec)[0].name, None)
 
 
 @pytest.mark.parametrize("name", NAMES)
