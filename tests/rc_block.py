@@ -149,4 +149,4 @@ BLOCK = register(Block(
     example=example, surrogate=f"{__name__}:RCModel",
     errors=AlignedErrors(outputs=("v_out_volt",), fit_outputs=("v_out_volt",)),
     honours=("variation_sigma",), size_label=lambda spec: f"tau {spec.r_ohm * spec.c_farad:.3g} s",
-    demo=f"{__name__}:demo_section", description="first-order RC low-pass (test plug-in)", module=__name__))
+    demo=f"{__name__}:demo_section", description="first-order RC low-pass (test plug-in)"))

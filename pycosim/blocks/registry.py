@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
@@ -77,7 +77,11 @@ class Block:
     size_label: Callable[[Any], str] = _default_size
     demo: str | None = None
     description: str = ""
-    module: str = field(default="", compare=False)
+
+    @property
+    def module(self) -> str:
+        """Where the block is defined (its spec type's module), for `pycosim info`."""
+        return self.spec_type.__module__
 
     def surrogate_class(self) -> type:
         """The surrogate's class (imports the behaviour world: torch)."""
@@ -179,8 +183,3 @@ def block_for(spec: object, stimulus: object | None = None) -> Block:
         allowed = " or ".join(t.__name__ for t in block.stimulus_types)
         raise SpecError(f"{block.name} block takes a {allowed} stimulus, got {type(stimulus).__name__}")
     return block
-
-
-def blocks() -> dict[str, Block]:
-    """Registered blocks by name (alias of `registered_blocks`)."""
-    return registered_blocks()

@@ -41,5 +41,4 @@ register(Block(
              "g_stuck_off_siemens", "drift_nu", "drift_time_s", "opamp_offset_sigma_volt"),
     shape_fields=("n_states", "n_hidden", "n_hidden2"), benches=_benches,
     size_label=lambda spec: f"{spec.n_states}x{spec.n_hidden}" + (f"x{spec.n_hidden2}" if spec.n_hidden2 else ""),
-    demo="pycosim.demo:integrator_section", description="closed-loop analog ODE solver (neural ODE in continuous time)",
-    module=__name__))
+    demo="pycosim.demo:integrator_section", description="closed-loop analog ODE solver (neural ODE in continuous time)"))
