@@ -15,7 +15,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ from .results import SimResult
 from .specjson import from_json, to_json
 from .surrogates.registry import model_classes, surrogate
 from .sweep import Case, SweepResult
+
+if TYPE_CHECKING:
+    from .cache import ResultCache
 
 
 @dataclass(frozen=True)
@@ -57,6 +60,34 @@ class FitReport:
         text += markdown_table(header, rows)
         return text + "\n"
 
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able fields (non-finite numbers as "nan", "inf", "-inf"); `from_dict` reverses it."""
+        return {"model": self.model, "parameters": [[n, *map(_num, v)] for n, *v in self.parameters],
+                "train_error": _errors_dict(self.train_error), "held_out_error": _errors_dict(self.held_out_error),
+                "n_train": self.n_train, "n_held_out": self.n_held_out, "n_spice_runs": self.n_spice_runs,
+                "wall_s": _num(self.wall_s), "loss": _num(self.loss)}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> "FitReport":
+        """The report `to_dict` wrote."""
+        return cls(model=str(d["model"]),
+                   parameters=tuple((str(n), *(float(x) for x in v)) for n, *v in d["parameters"]),
+                   train_error=_errors_from(d["train_error"]), held_out_error=_errors_from(d["held_out_error"]),
+                   n_train=int(d["n_train"]), n_held_out=int(d["n_held_out"]), n_spice_runs=int(d["n_spice_runs"]),
+                   wall_s=float(d["wall_s"]), loss=float(d["loss"]))
+
+
+def _num(x: float) -> float | str:
+    return float(x) if math.isfinite(x) else repr(float(x))  # float() reads "nan"/"inf" back
+
+
+def _errors_dict(errors: Mapping[str, Mapping[str, float]]) -> dict[str, dict[str, float | str]]:
+    return {k: {m: _num(v) for m, v in e.items()} for k, e in errors.items()}
+
+
+def _errors_from(d: Mapping[str, Mapping[str, Any]]) -> dict[str, dict[str, float]]:
+    return {str(k): {str(m): float(v) for m, v in e.items()} for k, e in d.items()}
+
 
 _METRIC_LABEL = {"nrmse": "NRMSE (%)", "max_abs": "max |err| (SI)"}
 
@@ -74,12 +105,33 @@ class Calibration:
     report: FitReport
     held_out: tuple[tuple[Case, SimResult], ...] = field(default=(), repr=False)
 
-    def save(self, path: str | os.PathLike) -> Path:
-        """Write `path` (JSON: spec, model class, report) and `path` with `.pt` (state_dict)."""
-        return save_model(self.model, path, report=self.report)
+    def save(self, path: str | os.PathLike, *, held_out: bool = False) -> Path:
+        """Write `path` (JSON: spec, model class, report) and `path` with `.pt` (state_dict); with
+        held_out also `path` with `.held_out.h5` (the held-out cases and SPICE results, store layout)."""
+        return save_model(self.model, path, report=self.report, held_out=self.held_out if held_out else ())
+
+    @classmethod
+    def load(cls, path: str | os.PathLike) -> "Calibration":
+        """The calibration `save` wrote: model, report, and the held-out runs if they were saved."""
+        from . import store as _store
+
+        path = Path(path)
+        meta = json.loads(path.read_text())
+        if "report" not in meta:
+            raise SpecError(f"{path} holds a model without its fit report; load it with pycosim.load_model")
+        held: tuple[tuple[Case, SimResult], ...] = ()
+        if meta.get("held_out"):
+            h5 = path.with_name(meta["held_out"])
+            held = tuple((_store.load_case(h5, cid), _store.load_result(h5, cid)) for cid in meta["held_out_ids"])
+        return cls(model=load_model(path), report=FitReport.from_dict(meta["report"]), held_out=held)
 
 
-def save_model(model: Any, path: str | os.PathLike, report: FitReport | None = None) -> Path:
+def save_model(model: Any, path: str | os.PathLike, report: FitReport | None = None,
+               held_out: Sequence[tuple[Case, SimResult]] = ()) -> Path:
+    """Write `path` (JSON meta), `path` with `.pt` (state_dict) and, if held_out is not empty,
+    `path` with `.held_out.h5` (those runs, in the store's layout)."""
+    from . import store as _store
+
     path = Path(path)
     weights = path.with_suffix(".pt")
     torch.save(model.state_dict(), weights)
@@ -89,6 +141,13 @@ def save_model(model: Any, path: str | os.PathLike, report: FitReport | None = N
                                     for k, v in model.physical_parameters().items()}}
     if report is not None:
         meta["report_markdown"] = report.to_markdown()
+        meta["report"] = report.to_dict()
+    if held_out:
+        h5 = path.with_suffix(".held_out.h5")
+        h5.unlink(missing_ok=True)  # write_result appends: start from an empty store
+        for case, result in held_out:
+            _store.write_result(h5, case.case_id, case, result)
+        meta["held_out"], meta["held_out_ids"] = h5.name, [case.case_id for case, _ in held_out]
     path.write_text(json.dumps(meta, indent=2))
     return path
 
@@ -179,18 +238,43 @@ def _differing_fields(a: Any, b: Any, prefix: str = "") -> list[str]:
 
 def calibrate(spec: Any, runs: Any, *, holdout: float = 0.25, seed: int = 0,
               start: Mapping[str, float] | None = None, fit: Iterable[str] | None = None,
-              max_iter: int = 200, progress: bool = True) -> Calibration:
+              max_iter: int = 200, progress: bool = True, cache: ResultCache | None = None) -> Calibration:
     """Fit `surrogate(spec)`'s physical parameters to SPICE runs; report train and held-out error.
 
     runs: a store path, a SweepResult or (Case, SimResult) pairs of this block; holdout:
     fraction of cases kept out of the fit (split by case, seeded); start: physical values to
     start from instead of the spec's nominal ones; fit: names of the parameters to fit
-    (default: every parameter the spec makes relevant).
+    (default: every parameter the spec makes relevant); cache: reuse the calibration while
+    the spec, the runs (case ids and SPICE outputs), these options and the code are unchanged.
     """
     t0 = time.perf_counter()
     pairs = runs_from(runs)
     if not pairs:
         raise SpecError("calibrate needs at least one SPICE run")
+    names = None if fit is None else list(fit)
+    if cache is None:
+        return _fit(spec, pairs, holdout, seed, start, names, max_iter, progress, t0)
+    key = {"spec": spec, "runs": [[case, dict(result.outputs)] for case, result in pairs], "holdout": holdout,
+           "seed": seed, "start": None if start is None else dict(start), "fit": names, "max_iter": max_iter}
+    return cache.get_or_compute(
+        "calibration", key, lambda: _fit(spec, pairs, holdout, seed, start, names, max_iter, progress, t0),
+        save=save_calibration_entry, load=load_calibration_entry)
+
+
+def save_calibration_entry(fit: Calibration, folder: Path) -> None:
+    """`ResultCache` saver: the calibration with its held-out runs, in `folder`."""
+    fit.save(folder / "calibration.json", held_out=True)
+
+
+def load_calibration_entry(folder: Path) -> Calibration:
+    """`ResultCache` loader for `save_calibration_entry`."""
+    return Calibration.load(folder / "calibration.json")
+
+
+def _fit(spec: Any, pairs: list[tuple[Case, SimResult]], holdout: float, seed: int,
+         start: Mapping[str, float] | None, fit: list[str] | None, max_iter: int, progress: bool,
+         t0: float) -> Calibration:
+    """`calibrate`'s fit on loaded runs; t0: when the call began (for the report's wall time)."""
     model = surrogate(spec)
     if any(type(case.spec) is not type(spec) for case, _ in pairs):
         kinds = sorted({type(case.spec).__name__ for case, _ in pairs})
