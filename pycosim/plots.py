@@ -21,19 +21,28 @@ def _figure(nrows: int = 1, ncols: int = 1, figsize=(5, 3.6)):
 
 
 def column_currents(i_spice_amp: np.ndarray, i_ideal_amp: np.ndarray, title: str = "") -> Figure:
-    """Parity of SPICE column currents against the ideal V·G, and their relative deviation per column."""
-    fig, (ax1, ax2) = _figure(1, 2, figsize=(9, 3.6))
+    """Parity of SPICE column currents (reads, cols) A against the ideal V·G, and each read's deviation
+    per column in % of full scale (max |ideal|), one line per read."""
+    fig, (ax1, ax2) = _figure(1, 2, figsize=(9, 3.8))
     x, y = i_ideal_amp.ravel() * 1e6, i_spice_amp.ravel() * 1e6
-    ax1.plot(x, y, ".", ms=4)
+    ax1.plot(x, y, ".", ms=4, label="one column, one read")
     lim = [min(x.min(), y.min()), max(x.max(), y.max())]
-    ax1.plot(lim, lim, "k--", lw=0.8)
+    ax1.plot(lim, lim, "k--", lw=0.8, label="SPICE = ideal")
     ax1.set_xlabel("ideal V·G current (µA)")
     ax1.set_ylabel("SPICE current (µA)")
+    ax1.legend(fontsize=7)
+    ax1.set_title("parity", fontsize=9)
     scale = np.max(np.abs(i_ideal_amp))
-    dev = (i_spice_amp - i_ideal_amp) / scale * 100
-    ax2.plot(dev.T, lw=0.8)
-    ax2.set_xlabel("column")
-    ax2.set_ylabel("deviation (% of full scale)")
+    dev = np.atleast_2d((i_spice_amp - i_ideal_amp) / scale * 100)
+    for k, row in enumerate(dev):
+        ax2.plot(row, lw=0.8, marker=".", ms=3, label=f"read {k}")
+    ax2.axhline(0, color="k", lw=0.6)
+    ax2.set_xlabel("column index")
+    ax2.set_ylabel("SPICE − ideal (% of full scale)")
+    ax2.set_title(f"deviation per column, full scale {scale * 1e6:.3g} µA", fontsize=9)
+    if len(dev) <= 16:
+        ax2.legend(fontsize=6, ncol=2, loc="best")
+    ax2.grid(alpha=0.3)
     fig.suptitle(title)
     fig.tight_layout()
     return fig
@@ -52,14 +61,22 @@ def ir_drop_error(r_wire_ohm: Sequence[float], error_by_size: Mapping[str, Seque
     return fig
 
 
+_QUANTITY = {"V": "voltage", "A": "current", "W": "power", "J": "energy"}
+
+
 def waveforms(wf: Waveforms, names: Sequence[str], title: str = "") -> Figure:
-    """Selected signals against time (µs), each labelled with its unit."""
+    """Selected signals against time; the y axis names the unit when they share one, else the legend does."""
     fig, ax = _figure(figsize=(6, 3.6))
+    units = {wf.units.get(name, "") for name in names}
+    shared = units.pop() if len(units) == 1 else None
+    scale, t_unit = _time_scale(float(wf.time_s[-1]))
     for name in names:
-        ax.plot(wf.time_s * 1e6, wf[name], label=f"{name} ({wf.units.get(name, '')})")
-    ax.set_xlabel("time (µs)")
-    ax.set_ylabel("signal (SI units in legend)")
+        label = name if shared is not None else f"{name} ({wf.units.get(name, '')})"
+        ax.plot(wf.time_s * scale, wf[name], label=label)
+    ax.set_xlabel(f"time ({t_unit})")
+    ax.set_ylabel(f"{_QUANTITY.get(shared, 'signal')} ({shared})" if shared else "signal (units in legend)")
     ax.legend(fontsize=7)
+    ax.grid(alpha=0.3)
     ax.set_title(title)
     fig.tight_layout()
     return fig
@@ -129,20 +146,44 @@ def _time_scale(t_max_s: float) -> tuple[float, str]:
 
 
 def parity(spice: np.ndarray, surrogate: np.ndarray, key: str) -> Figure:
-    """Surrogate against SPICE for one output over all validation reads."""
-    fig, ax = _figure(figsize=(4.2, 4))
-    ax.plot(spice, surrogate, ".", ms=3, alpha=0.6)
-    lim = [float(min(spice.min(), surrogate.min())), float(max(spice.max(), surrogate.max()))]
-    ax.plot(lim, lim, "k--", lw=0.8)
-    unit = _unit_of(key)
+    """Surrogate against SPICE for one output over all validation reads (left), and the residual
+    surrogate − SPICE in % of SPICE's full-scale range (right), which shows errors far below the
+    parity plot's resolution; the title gives their NRMSE."""
+    from .metrics import nrmse
+
+    spice, surrogate = np.ravel(spice), np.ravel(surrogate)
+    fig, (ax, ax2) = _figure(1, 2, figsize=(8.6, 3.9))
+    factor, unit = _si_prefix(np.concatenate([spice, surrogate]), _unit_of(key))
+    ax.plot(spice * factor, surrogate * factor, ".", ms=3, alpha=0.6)
+    lim = [float(min(spice.min(), surrogate.min())) * factor, float(max(spice.max(), surrogate.max())) * factor]
+    ax.plot(lim, lim, "k--", lw=0.8, label="surrogate = SPICE")
     ax.set_xlabel(f"SPICE {key} ({unit})")
     ax.set_ylabel(f"surrogate {key} ({unit})")
+    ax.legend(fontsize=7)
+    span = float(spice.max() - spice.min()) or 1.0
+    ax2.plot(spice * factor, (surrogate - spice) / span * 100, ".", ms=2, alpha=0.5)
+    ax2.axhline(0, color="k", lw=0.6)
+    ax2.set_xlabel(f"SPICE {key} ({unit})")
+    ax2.set_ylabel("surrogate − SPICE (% of full scale)")
+    ax2.grid(alpha=0.3)
+    fig.suptitle(f"{spice.size} values, NRMSE {100 * nrmse(surrogate, spice):.2g} % of full scale", fontsize=10)
     fig.tight_layout()
     return fig
 
 
-def error_heatmap(table: Sequence[Mapping], x: str, y: str, metric: str) -> Figure:
-    """Mean of `metric` (in %) over the grid's two fields `x` and `y`."""
+HEATMAP_FLOOR_PERCENT = 0.01  # errors below this are not told apart by colour (float and solver noise)
+
+
+def error_heatmap(table: Sequence[Mapping], x: str, y: str, metric: str,
+                  floor_percent: float | None = HEATMAP_FLOOR_PERCENT) -> Figure:
+    """Mean of `metric` (in %) over the grid's two fields `x` and `y` (averaged over the others).
+
+    With `floor_percent` the colours are on a log scale from that floor up, so round-off-sized
+    differences do not span the colour range; when every cell is below it the title says so.
+    `floor_percent=None`: a linear scale over the values.
+    """
+    from matplotlib.colors import LogNorm, Normalize
+
     xs = sorted({row[x] for row in table})
     ys = sorted({row[y] for row in table})
     grid = np.full((len(ys), len(xs)), np.nan)
@@ -150,38 +191,76 @@ def error_heatmap(table: Sequence[Mapping], x: str, y: str, metric: str) -> Figu
         for j, xv in enumerate(xs):
             vals = [row[metric] for row in table if row[x] == xv and row[y] == yv]
             grid[i, j] = 100 * np.mean(vals) if vals else np.nan
-    fig, ax = _figure(figsize=(5, 3.8))
-    im = ax.imshow(grid, origin="lower", aspect="auto", cmap="viridis")
+    label = f"NRMSE of {metric[6:]} (%)" if metric.startswith("nrmse_") else f"{metric} (%)"
+    fig, ax = _figure(figsize=(5.2, 4))
+    top = float(np.nanmax(grid)) if np.isfinite(grid).any() else 1.0
+    if floor_percent is None:
+        norm, shown, title = Normalize(vmin=float(np.nanmin(grid)), vmax=top), grid, ""
+    else:
+        norm = LogNorm(vmin=floor_percent, vmax=max(top, 10 * floor_percent))
+        shown = np.clip(grid, floor_percent, None)
+        title = f"all below {floor_percent:g} %" if top < floor_percent else ""
+        label += f", log scale from {floor_percent:g} %"
+    im = ax.imshow(shown, origin="lower", aspect="auto", cmap="viridis", norm=norm)
     ax.set_xticks(range(len(xs)), [f"{v:g}" for v in xs])
     ax.set_yticks(range(len(ys)), [f"{v:g}" for v in ys])
     ax.set_xlabel(f"{x} ({_unit_of(x)})")
     ax.set_ylabel(f"{y} ({_unit_of(y)})")
     for i in range(len(ys)):
         for j in range(len(xs)):
-            ax.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", color="w", fontsize=7)
-    fig.colorbar(im, ax=ax, label=f"{metric} (%)")
+            if np.isfinite(grid[i, j]):
+                light = sum(im.cmap(norm(shown[i, j]))[:3]) > 1.8
+                ax.text(j, i, f"{grid[i, j]:.2g}", ha="center", va="center", color="k" if light else "w", fontsize=7)
+    ax.set_title(f"{label.split(' (')[0]} (%), mean over the other grid fields" + (f"\n{title}" if title else ""),
+                 fontsize=9)
+    fig.colorbar(im, ax=ax, label=label)
     fig.tight_layout()
     return fig
 
 
 def error_vs_size(table: Sequence[Mapping], metric: str, group_by: Sequence[str] = ()) -> Figure:
-    """`metric` (in %) against array size (cells), one line per combination of `group_by` fields."""
+    """`metric` (in %) against array size (cells, ticks named by size), one line per combination of
+    `group_by` fields."""
     fig, ax = _figure(figsize=(5, 3.6))
     groups: dict[tuple, list] = {}
     for row in table:
         groups.setdefault(tuple(row[g] for g in group_by), []).append(row)
+    ticks: dict[int, str] = {}
     for key, rows in groups.items():
-        pts = sorted((int(np.prod([int(s) for s in r["size"].split("x")])), 100 * r[metric]) for r in rows)
-        label = ", ".join(f"{g}={v:g}" if isinstance(v, (int, float)) else f"{g}={v}" for g, v in zip(group_by, key))
+        pts = sorted((int(np.prod([int(s) for s in r["size"].split("x")])), 100 * r[metric], r["size"]) for r in rows)
+        ticks |= {p[0]: p[2].replace("x", "×") for p in pts}
+        label = ", ".join(f"{g} = {_value_with_unit(g, v)}" for g, v in zip(group_by, key))
         ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=label or None)
     ax.set_xscale("log")
-    ax.set_xlabel("array size (cells)")
-    ax.set_ylabel(f"{metric} (%)")
+    ax.set_xticks(list(ticks), list(ticks.values()))
+    ax.minorticks_off()
+    ax.set_xlabel("array size (rows × cols, log scale of cells)")
+    ax.set_ylabel(f"NRMSE of {metric[6:]} (%)" if metric.startswith("nrmse_") else f"{metric} (%)")
+    ax.set_ylim(bottom=0)
     if group_by:
         ax.legend(fontsize=7)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     return fig
+
+
+def _value_with_unit(name: str, value: object) -> str:
+    text = f"{value:g}" if isinstance(value, (int, float)) else str(value)
+    unit = _unit_of(name)
+    return text if unit in ("1", "count", "relative", "fraction") else f"{text} {unit}"
+
+
+def _si_prefix(values: np.ndarray, unit: str) -> tuple[float, str]:
+    """Display factor and prefixed unit for values in `unit` (A → µA); "1" and "" stay as they are."""
+    if unit in ("1", "", "%") or not np.isfinite(values).any():
+        return 1.0, unit
+    peak = float(np.nanmax(np.abs(values)))
+    if peak == 0:
+        return 1.0, unit
+    for factor, prefix in ((1e12, "p"), (1e9, "n"), (1e6, "µ"), (1e3, "m"), (1.0, "")):
+        if peak * factor < 1e3:
+            return factor, prefix + unit
+    return 1.0, unit
 
 
 def _unit_of(name: str) -> str:

@@ -26,7 +26,8 @@ from .errormodels import DistributionErrors, deviations
 from .errors import SpecError
 from .surrogates.physical import to_numpy
 from .nonideal import Nonidealities
-from .report import markdown_table
+from .report import markdown_table, percent
+from .unitnames import display_unit
 from .sweep import Case, sweep
 
 
@@ -94,9 +95,9 @@ class ValidationReport:
     parity: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)  # key -> (spice, surrogate)
 
     def to_markdown(self) -> str:
-        cols = list(dict.fromkeys(c for row in self.table for c in row))
-        rows = [[row.get(c, "") for c in cols] for row in self.table]
-        return markdown_table(cols, rows) + "\n"
+        """The table as Markdown: only the grid fields that vary, rows merged where a field made no
+        difference to any number shown, NRMSE in %, a note on what was merged and the wall times."""
+        return validation_markdown(self.table, self.grid_names)
 
     def worst(self, metric: str) -> float:
         return max(float(row[metric]) for row in self.table)
@@ -112,6 +113,99 @@ class ValidationReport:
     def plot_error_vs_size(self, metric: str | None = None):
         metric = metric or f"nrmse_{self.keys[0]}"
         return plots.error_vs_size(self.table, metric, [g for g in self.grid_names if g not in ("rows", "cols")])
+
+
+_DESCRIPTIVE = ("size", "n_cases")   # columns that describe a row, beside the grid fields
+_TIMING = ("spice_s", "surrogate_s")  # summed into a line under the table, not per row
+METRIC_DIGITS = 3                     # significant digits of the metrics; rows equal to these digits merge
+
+
+def validation_markdown(table: Sequence[Mapping[str, Any]], grid_names: Sequence[str] = ()) -> str:
+    """Markdown of a validation table (`ValidationReport.table`, unchanged): columns only for the
+    fields that vary (the constant ones in a line), NRMSE in % and other metrics in SI with the unit
+    in the header; rows whose shown numbers are equal and that differ in one field only are merged
+    (the cell lists the values, "any" when they are all of them), and a field that never changed a
+    shown number loses its column, in a note that names it."""
+    if not table:
+        return "(no grid points)\n"
+    fields = [f for f in dict.fromkeys([*grid_names, *_DESCRIPTIVE]) if any(f in row for row in table)]
+    metrics = [c for c in dict.fromkeys(c for row in table for c in row) if c not in fields and c not in _TIMING]
+    constant = [f for f in fields if len({_field_cell(row.get(f, "")) for row in table}) == 1]
+    varying = [f for f in fields if f not in constant]
+    rows = [({f: _field_cell(row.get(f, "")) for f in varying}, tuple(_metric_cell(m, row.get(m)) for m in metrics))
+            for row in table]
+    notes, merged = [], []
+    for f in varying:
+        all_values = list(dict.fromkeys(r[0][f] for r in rows))
+        groups: dict[tuple, list] = {}
+        for cells, nums in rows:
+            key = (tuple((g, cells[g]) for g in varying if g != f), nums)
+            groups.setdefault(key, []).append((cells, nums))
+        if all(len(g) == 1 for g in groups.values()):
+            continue
+        rows = []
+        for group in groups.values():
+            values = list(dict.fromkeys(c[f] for c, _ in group))
+            cell = values[0] if len(values) == 1 else "any" if values == all_values else ", ".join(values)
+            rows.append(({**group[0][0], f: cell}, group[0][1]))
+        if all(cells[f] == "any" for cells, _ in rows):
+            notes.append(f"{f} ({', '.join(all_values)}{_unit_suffix(f)}) made no difference to any number shown; "
+                         "its column is left out.")
+        else:
+            merged.append(f)
+    shown = [f for f in varying if not all(cells[f] == "any" for cells, _ in rows)]
+    header = [f + _unit_suffix(f, paren=True) for f in shown] + [_metric_header(m) for m in metrics]
+    text = markdown_table(header, [[cells[f] for f in shown] + list(nums) for cells, nums in rows]) + "\n"
+    if constant:
+        notes.insert(0, "Same in every row: " + ", ".join(
+            f"{f} = {_field_cell(table[0].get(f, ''))}{_unit_suffix(f)}" for f in constant) + ".")
+    if merged:
+        notes.append(f"Rows that differ only in {', '.join(merged)} and agree in every number shown are merged "
+                     "(the cell lists their values; \"any\" = every value of the grid).")
+    if all(t in row for row in table for t in _TIMING):
+        spice_s, sur_s = (sum(float(row[t]) for row in table) for t in _TIMING)
+        notes.append(f"Wall time over the {len(table)} grid points: SPICE {spice_s:.3g} s, surrogate {sur_s:.3g} s.")
+    return text + ("\n" + "\n".join(notes) + "\n" if notes else "")
+
+
+def _field_cell(value: Any) -> str:
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def _unit_suffix(name: str, paren: bool = False) -> str:
+    unit = display_unit(name)
+    if not unit or unit in ("count", "relative", "fraction"):
+        return ""
+    return f" ({unit})" if paren else f" {unit}"
+
+
+_IN_OUTPUT_UNIT = ("max_abs_", "mean_pred_", "mean_ref_", "std_pred_", "std_ref_")
+
+
+def _metric_unit(name: str) -> str:
+    """% for NRMSE; the output's unit for max |error| (`max_abs_i_out_amp` → A) and the like; s for
+    event time errors; nothing for ratios, counts and p-values."""
+    if name.startswith("nrmse_"):
+        return "%"
+    if name.startswith(_IN_OUTPUT_UNIT):
+        return display_unit(name)
+    return "s" if "time_error_s_" in name else ""
+
+
+def _metric_header(name: str) -> str:
+    unit = _metric_unit(name)
+    return f"{name} ({unit})" if unit else name
+
+
+def _metric_cell(name: str, value: Any) -> str:
+    if value is None or value == "":
+        return ""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+        return str(value)
+    value = float(value)
+    if name.startswith("nrmse_"):
+        return percent(value, METRIC_DIGITS)
+    return "" if np.isnan(value) else f"{value:.{METRIC_DIGITS}g}"
 
 
 def validate(model: Any, cases: Sequence[Case], nonideal_grid: Mapping[str, Sequence[Any]] | None = None, *,

@@ -155,35 +155,72 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return 0
 
 
-def _short(values: dict[str, Any]) -> str:
-    return ", ".join(f"{k}={v:g}" if isinstance(v, float) else f"{k}={v}" for k, v in values.items())
+def _flat_fields(obj: Any, prefix: str = "") -> dict[str, Any]:
+    """Every field of a spec or Nonidealities dataclass, dotted for nested ones (`opamp.gbw_hz`)."""
+    import dataclasses
+
+    out: dict[str, Any] = {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            out |= _flat_fields(value, f"{prefix}{f.name}.")
+        else:
+            out[prefix + f.name] = value
+    return out
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if hasattr(value, "shape"):
+        return f"array{tuple(value.shape)}"
+    return str(value)
 
 
 def cmd_report(args: argparse.Namespace) -> int:
+    """A table of the stored runs: one column per spec or nonideality field that varies across them
+    (constant fields off their defaults in a line above), outputs, wall time, ngspice version."""
     import h5py
 
     from ..blocks.registry import block_for
     from ..report import Report
     from ..specjson import from_json
     from ..store import case_ids
+    from ..unitnames import display_unit
 
-    ids = case_ids(args.store)
-    rows = []
+    runs, shape = [], set()  # shape fields (rows, cols) are in the size column
     with h5py.File(args.store, "r") as f:
-        for cid in ids:
+        for cid in case_ids(args.store):
             run = f["runs"][cid]
             name = str(run.attrs.get("block", "?"))
             if args.block and name != args.block:
                 continue
             spec = from_json(str(run.attrs["spec_json"]))
             ni = from_json(str(run.attrs["nonideal_json"]))
-            rows.append((cid, name, block_for(spec).size_label(spec), _short(fields.off_default(spec)),
-                         _short(fields.off_default(ni)), ", ".join(sorted(run["outputs"])),
-                         float(run.attrs.get("prov_wall_s", "nan")), run.attrs.get("prov_ngspice_version", "")))
+            block = block_for(spec)
+            shape.update(block.shape_fields)
+            runs.append(dict(cid=cid, block=name, size=block.size_label(spec), seed=int(run.attrs.get("seed", 0)),
+                             fields=_flat_fields(spec) | _flat_fields(ni), off=fields.off_default(spec) | fields.off_default(ni),
+                             outputs=", ".join(sorted(run["outputs"])), wall=float(run.attrs.get("prov_wall_s", "nan")),
+                             ngspice=run.attrs.get("prov_ngspice_version", "")))
+    names = list(dict.fromkeys(n for r in runs for n in r["fields"]))
+    varying = [n for n in names if n not in shape and len({_cell(r["fields"].get(n)) for r in runs}) > 1]
+    constant = {n: _cell(runs[0]["off"][n]) for n in names
+                if n not in varying and n not in shape and all(n in r["off"] for r in runs)} if runs else {}
+    header = ["case id", "block", "size", "seed"] + [f"{n} ({display_unit(n)})" if display_unit(n) not in ("", "count") else n
+                                             for n in varying] \
+        + ["outputs", "ngspice wall (s)", "ngspice"]
+    rows = [[r["cid"], r["block"], r["size"], r["seed"]] + [_cell(r["fields"].get(n)) for n in varying]
+            + [r["outputs"], r["wall"], r["ngspice"]] for r in runs]
     doc = Report(f"Runs in {args.store}")
     which = f" {args.block}" if args.block else ""
-    doc.text(f"{len(rows)} finished{which} runs. Spec and nonideality columns list the fields off their defaults (SI).")
-    doc.table(["case id", "block", "size", "spec", "nonidealities", "outputs", "ngspice wall (s)", "ngspice"], rows)
+    text = f"{len(rows)} finished{which} runs. One column per spec or nonideality field that varies across them (SI)"
+    text += ("; the same in every run, off its default: " + ", ".join(f"{n} = {v}" for n, v in constant.items())
+             if constant else "") + "."
+    doc.text(text)
+    doc.table(header, rows)
     if args.output == "-":
         print(doc.to_markdown())
     else:

@@ -8,6 +8,7 @@ block gets its own section without this module changing.
 from __future__ import annotations
 
 import time
+from collections import Counter
 from concurrent.futures import Executor
 from pathlib import Path
 
@@ -17,26 +18,54 @@ from .context import DemoContext
 from .crossbar import crossbar_section
 from .integrator import integrator_section
 
-__all__ = ["DemoContext", "crossbar_section", "integrator_section", "run_demo"]
+__all__ = ["DemoContext", "crossbar_section", "demo_title", "describe_store", "integrator_section", "run_demo"]
 
 
 def run_demo(out_dir: str | Path = "pycosim-demo", *, executor: Executor | None = None, engine: str = "shared",
              progress: bool = True, blocks: list[str] | None = None) -> Path:
     """Run the demo sections of every registered block (or of `blocks`) into `out_dir`; returns
-    the path of `report.md`."""
+    the path of `report.md`.
+
+    Each section adds its text, tables and figures, a line to `ctx.provenance`, and one row per
+    system it covers to the opening answer table through `rep.summary(...)` (`Report.summary`).
+    """
     t0 = time.perf_counter()
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     table = registered_blocks()
     names = list(table) if blocks is None else blocks
-    rep = Report("pycosim demo: " + ", ".join(table[n].description or n for n in names if n in table))
-    rep.text("Every number below comes from ngspice runs made by this demo; the store "
-             "`runs.h5` holds each run's outputs, inputs, deck and provenance, and a rerun "
-             "skips what is already stored.")
+    rep = Report(demo_title([table[n].description or n for n in names if n in table]),
+                 intro="Each block runs as a real circuit in ngspice and on its PyTorch surrogate. The table "
+                       "first answers, per block and system, how far the surrogate is from SPICE and how far "
+                       "realistic circuits (wire resistance, op-amps, device variation, noise, converters) move "
+                       "the block's result from the ideal one; the sections after it show how each number was "
+                       "found. Every number comes from ngspice runs made by this demo (the stores are listed "
+                       "under Provenance); a rerun reuses what is stored.")
     ctx = DemoContext(out=out, engine=engine, executor=executor, progress=progress)
     for name in names:
         section = table[name].demo_section()
         if section is not None:
             section(rep, ctx)
-    rep.section("Provenance", "; ".join(ctx.provenance) + f". Wall time {time.perf_counter() - t0:.1f} s.")
+    stores = "; ".join(f"`{path.name}`: {describe_store(path)}" for path in sorted(out.glob("*.h5")))
+    lines = ctx.provenance + ([f"stores: {stores}"] if stores else [])
+    rep.section("Provenance", "; ".join(lines) + f". Wall time {time.perf_counter() - t0:.1f} s.")
     return rep.write(out / "report.md")
+
+
+def demo_title(descriptions: list[str]) -> str:
+    """"pycosim demo: a, b and c — SPICE against calibrated surrogates"."""
+    what = descriptions[0] if len(descriptions) == 1 else ", ".join(descriptions[:-1]) + " and " + descriptions[-1]
+    return f"pycosim demo: {what} — SPICE against calibrated surrogates"
+
+
+def describe_store(path: Path) -> str:
+    """"57 finished runs (crossbar 57)": the count read from the store file itself, per block."""
+    import h5py
+
+    from ..store import case_ids
+
+    ids = case_ids(path)
+    with h5py.File(path, "r") as f:
+        blocks = Counter(str(f["runs"][cid].attrs.get("block", "?")) for cid in ids)
+    per_block = ", ".join(f"{name} {n}" for name, n in sorted(blocks.items()))
+    return f"{len(ids)} finished runs" + (f" ({per_block})" if per_block else "")
