@@ -94,7 +94,8 @@ class Report:
         """The answer table under its heading ("" when no section reported a row)."""
         if not self.summary_rows:
             return ""
-        return f"## {SUMMARY_HEADING}\n\n" + markdown_table(SUMMARY_HEADER, [r.cells() for r in self.summary_rows]) + "\n"
+        rows = [r.cells() for r in self.summary_rows]
+        return f"## {SUMMARY_HEADING}\n\n" + markdown_table(SUMMARY_HEADER, rows) + "\n"
 
     def to_markdown(self) -> str:
         head = [f"# {self.title}\n"] + ([self.intro.rstrip() + "\n"] if self.intro else [])

@@ -202,16 +202,16 @@ def cmd_report(args: argparse.Namespace) -> int:
             block = block_for(spec)
             shape.update(block.shape_fields)
             runs.append(dict(cid=cid, block=name, size=block.size_label(spec), seed=int(run.attrs.get("seed", 0)),
-                             fields=_flat_fields(spec) | _flat_fields(ni), off=fields.off_default(spec) | fields.off_default(ni),
+                             fields=_flat_fields(spec) | _flat_fields(ni),
+                             off=fields.off_default(spec) | fields.off_default(ni),
                              outputs=", ".join(sorted(run["outputs"])), wall=float(run.attrs.get("prov_wall_s", "nan")),
                              ngspice=run.attrs.get("prov_ngspice_version", "")))
     names = list(dict.fromkeys(n for r in runs for n in r["fields"]))
     varying = [n for n in names if n not in shape and len({_cell(r["fields"].get(n)) for r in runs}) > 1]
     constant = {n: _cell(runs[0]["off"][n]) for n in names
                 if n not in varying and n not in shape and all(n in r["off"] for r in runs)} if runs else {}
-    header = ["case id", "block", "size", "seed"] + [f"{n} ({display_unit(n)})" if display_unit(n) not in ("", "count") else n
-                                             for n in varying] \
-        + ["outputs", "ngspice wall (s)", "ngspice"]
+    named = [f"{n} ({display_unit(n)})" if display_unit(n) not in ("", "count") else n for n in varying]
+    header = ["case id", "block", "size", "seed"] + named + ["outputs", "ngspice wall (s)", "ngspice"]
     rows = [[r["cid"], r["block"], r["size"], r["seed"]] + [_cell(r["fields"].get(n)) for n in varying]
             + [r["outputs"], r["wall"], r["ngspice"]] for r in runs]
     doc = Report(f"Runs in {args.store}")

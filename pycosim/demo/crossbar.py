@@ -237,8 +237,8 @@ def _calibration_section(rep: Report, out: Path, engine: str, executor, progress
     held_circuit = _pooled_against_ideal(fit.held_out)
     rep.summary(block="crossbar", system="16×16 read of a 'fabricated' array (sinh cells, 1.3 Ω wires, A0 3e4, "
                 "σ 5 %, 2 % stuck), surrogate calibrated to it",
-                spice_vs_surrogate=f"{percent(held_sur)} % NRMSE of i_out, held-out ({percent(before['i_out_amp']['nrmse'])} "
-                "% before calibration)",
+                spice_vs_surrogate=f"{percent(held_sur)} % NRMSE of i_out, held-out "
+                f"({percent(before['i_out_amp']['nrmse'])} % before calibration)",
                 metric=f"V·G error 0 → {percent(held_circuit)} % NRMSE (≈ {effective_bits(held_circuit):.1f} "
                 "effective bits)",
                 verdict=read_verdict(held_circuit, held_sur))
@@ -323,5 +323,6 @@ def crossbar_section(rep: Report, ctx: DemoContext) -> None:
 
     cal = _calibration_section(rep, out, engine, executor, progress)
     ctx.provenance.append(f"crossbar: {result.n_run + cal.n_run} SPICE cases of `runs.h5` run now, "
-                          f"{result.n_skipped + cal.n_skipped} reused (validation runs: `validation.h5`); ngspice {everything.provenance['ngspice_version']} "
-                          f"({everything.provenance['solver']}); deck of the 16×16 case: `crossbar_16x16.cir`")
+                          f"{result.n_skipped + cal.n_skipped} reused (validation runs: `validation.h5`); ngspice "
+                          f"{everything.provenance['ngspice_version']} ({everything.provenance['solver']}); deck of "
+                          "the 16×16 case: `crossbar_16x16.cir`")
