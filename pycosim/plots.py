@@ -120,19 +120,63 @@ def trajectory_comparison(t_s: np.ndarray, traces: Mapping[str, np.ndarray], tit
 
 
 def generated_samples(data_volt: np.ndarray, samples: Mapping[str, np.ndarray], kl: Mapping[str, float] | None = None,
-                      lim_volt: float = 1.5) -> Figure:
-    """Scatter of the data and of each sample set (n, 2) V side by side, with its KL to the data in the title."""
+                      lim_volt: float = 1.5, labels: Mapping[str, np.ndarray] | None = None) -> Figure:
+    """Scatter of the data and of each sample set (n, 2) V side by side, with its KL to the data in the
+    title. labels: per-point class labels for any panel ("data" included), drawn one colour per class."""
     sets = {"data": data_volt} | dict(samples)
     fig, axes = _figure(1, len(sets), figsize=(2.6 * len(sets), 2.9))
     for ax, (label, pts) in zip(np.atleast_1d(axes), sets.items()):
-        ax.plot(pts[:, 0], pts[:, 1], ".", ms=1.5, alpha=0.5, color="k" if label == "data" else "C0")
+        if labels and label in labels:
+            for c in np.unique(labels[label]):
+                sel = labels[label] == c
+                ax.plot(pts[sel, 0], pts[sel, 1], ".", ms=1.5, alpha=0.5, color=f"C{int(c)}")
+        else:
+            ax.plot(pts[:, 0], pts[:, 1], ".", ms=1.5, alpha=0.5, color="k" if label == "data" else "C0")
         ax.set_xlim(-lim_volt, lim_volt)
         ax.set_ylim(-lim_volt, lim_volt)
         ax.set_aspect("equal")
         ax.set_xlabel("x0 (V)")
-        title = label if not kl or label not in kl else f"{label}\nKL {kl[label]:.2f}"
+        title = label if not kl or label not in kl else f"{label}\nKL {kl[label]:.2f} nats"
         ax.set_title(title, fontsize=8)
     np.atleast_1d(axes)[0].set_ylabel("x1 (V)")
+    fig.tight_layout()
+    return fig
+
+
+def reverse_paths(t_s: np.ndarray, paths: Mapping[str, np.ndarray], data_volt: np.ndarray,
+                  radius_volt: float | None = None, lim_volt: float = 1.5, tail_fraction: float = 0.25) -> Figure:
+    """Reverse-diffusion trajectories: left, the last `tail_fraction` of each path (n_points, batch, 2) V
+    in the (x0, x1) plane over the data (grey), where the sample forms (a noisy SDE path is a scribble
+    before that), a circle where the shown part starts and a dot at the end; right, each whole path's
+    distance from the origin against time with the data's radius dashed. One colour per trajectory,
+    one line style per simulator (e.g. {"SPICE": ..., "surrogate": ...})."""
+    fig, (ax, ax2) = _figure(1, 2, figsize=(9, 4))
+    ax.plot(data_volt[:, 0], data_volt[:, 1], ".", ms=1, color="0.8", zorder=0)
+    scale, unit = _time_scale(float(t_s[-1]))
+    styles = ("-", "--", ":", "-.")
+    for s_idx, (label, x) in enumerate(paths.items()):
+        x = x.reshape(x.shape[0], -1, 2)
+        start = int((1.0 - tail_fraction) * (x.shape[0] - 1))
+        for k in range(x.shape[1]):
+            kw = dict(color=f"C{k}", lw=1.3 if s_idx == 0 else 1.0, ls=styles[s_idx % 4])
+            ax.plot(x[start:, k, 0], x[start:, k, 1], label=label if k == 0 else None, **kw)
+            ax.plot(*x[start, k], "o", mfc="none", color=f"C{k}")
+            ax.plot(*x[-1, k], ".", ms=8, color=f"C{k}")
+            ax2.plot(t_s * scale, np.hypot(x[:, k, 0], x[:, k, 1]), label=label if k == 0 else None, **kw)
+    if radius_volt is not None:
+        ax2.axhline(radius_volt, color="k", ls="--", lw=0.8, label=f"data radius {radius_volt:g} V")
+    ax.set_xlim(-lim_volt, lim_volt)
+    ax.set_ylim(-lim_volt, lim_volt)
+    ax.set_aspect("equal")
+    ax.set_xlabel("x0 (V)")
+    ax.set_ylabel("x1 (V)")
+    ax.set_title(f"last {100 * tail_fraction:.0f} % of each path (o from, • end)", fontsize=9)
+    ax.legend(fontsize=7, loc="lower right")
+    ax2.set_xlabel(f"circuit time ({unit})")
+    ax2.set_ylabel("distance from origin |x| (V)")
+    ax2.set_title("|x| against time", fontsize=9)
+    ax2.grid(alpha=0.3)
+    ax2.legend(fontsize=7)
     fig.tight_layout()
     return fig
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse as sp
@@ -60,11 +62,29 @@ def rng():
 
 
 @pytest.fixture(scope="session")
-def score_training():
-    """The ring score model (VP-SDE, 2-14-14-2, noise-aware), trained once per test session (~1 min)."""
-    from pycosim.networks.diffusion import ring_data, train_score_model
+def score_models(pytestconfig):
+    """The ring score model and the class-conditional one (VP-SDE, 2-14-14-2, noise-aware, the package
+    defaults): trained side by side the first time (~3 min on two cores), then reused from pytest's cache
+    folder until the code or the arguments change. The demo test reuses them too."""
+    from pycosim.cache import ResultCache
+    from pycosim.networks.diffusion import cached_score_trainings, class_clusters_data, ring_data
 
-    return train_score_model(ring_data(5000, seed=0), steps=1500, seed=0, progress=False)
+    cache = ResultCache(Path(pytestconfig.cache.mkdir("pycosim")))
+    ring, classes = cached_score_trainings(cache, [(ring_data(5000, seed=0), None), class_clusters_data(20000, seed=0)],
+                                           seed=0)
+    return {"ring": ring, "classes": classes}
+
+
+@pytest.fixture(scope="session")
+def score_training(score_models):
+    """The ring score model (see `score_models`)."""
+    return score_models["ring"]
+
+
+@pytest.fixture(scope="session")
+def class_score_training(score_models):
+    """The class-conditional score model, one Gaussian cluster per class (see `score_models`)."""
+    return score_models["classes"]
 
 
 REALISTIC_OPAMP = dict(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
@@ -78,3 +98,18 @@ def calibrated_relu_loop():
 
     spec = pc.IntegratorSpec(n_states=2, n_hidden=6, activation="relu", opamp=pc.OpAmpSpec(**REALISTIC_OPAMP))
     return calibrate_loop(spec, n_cases=4, max_iter=10, progress=False)
+
+
+@pytest.fixture(scope="session")
+def calibrated_score_loop(pytestconfig):
+    """The ReLU loop surrogate calibrated to SPICE on 10 MHz op-amps at the score loop's τ = 100 µs
+    (4 random loops), reused from pytest's cache folder like the score models."""
+    import pycosim as pc
+    from pycosim.cache import ResultCache
+    from pycosim.calibrate_loop import calibrate_loop
+    from pycosim.networks.diffusion_loop import SCORE_LOOP_C_FB_FARAD
+
+    spec = pc.IntegratorSpec(n_states=2, n_hidden=6, activation="relu", opamp=pc.OpAmpSpec(**REALISTIC_OPAMP),
+                             c_fb_farad=SCORE_LOOP_C_FB_FARAD)
+    return calibrate_loop(spec, n_cases=4, max_iter=10, progress=False,
+                          cache=ResultCache(Path(pytestconfig.cache.mkdir("pycosim"))))

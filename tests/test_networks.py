@@ -3,8 +3,7 @@
 Measured on the development machine (CPU, torch 2.13), asserted with margin:
 - HP memristor twin (12 tanh units, 300 epochs, trained on 12 drive periods): open-loop
   extrapolation NRMSE over the next 8 periods 2.7 %; asserted < 6 %.
-- Ring diffusion (1500 noise-aware steps): PF-ODE KL(data ‖ samples) 1.45 nats vs 2.92 for
-  the untrained network (40×40 bins over ±1.5 V, 2000 samples); asserted < 1.9 and < 0.7×.
+Diffusion (the ring and the class-conditional rings) is tested in test_diffusion.py.
 """
 
 from __future__ import annotations
@@ -14,14 +13,6 @@ import pytest
 import torch
 
 from pycosim.errors import SpecError
-from pycosim.networks.diffusion import (
-    ScoreMLP,
-    VPSchedule,
-    kl_divergence_2d,
-    ring_data,
-    sample_probability_flow,
-    sample_reverse_sde,
-)
 from pycosim.networks.hp_memristor import HP_PARAMS, hp_memristor_data, train_digital_twin
 from pycosim.networks.neural_ode import (
     LORENZ96_VOLT_PER_UNIT,
@@ -169,68 +160,3 @@ def test_digital_twin_extrapolates_the_spice_memristor(hp_data):
     assert twin.history.loss[-1] < 0.05 * twin.history.loss[0]
     w = twin.model.weights()
     assert w["w_in"].shape == (12, 1) and w["w_u"].shape == (12, 1)
-
-
-# ---- diffusion ------------------------------------------------------------------------------
-
-def test_kl_divergence_2d_is_zero_on_itself_and_grows_with_a_shift():
-    data = ring_data(5000, seed=0)
-    assert kl_divergence_2d(data, data) == pytest.approx(0.0, abs=1e-12)
-    kls = [kl_divergence_2d(data + np.array([dx, 0.0]), data) for dx in (0.0, 0.05, 0.2, 0.5)]
-    assert kls[0] == pytest.approx(0.0, abs=1e-12)
-    assert all(a < b for a, b in zip(kls, kls[1:])), kls
-    # an independent draw of the same ring is close (histogram noise only)
-    assert kl_divergence_2d(ring_data(2000, seed=1), data) < 0.35
-
-
-def test_vp_schedule_matches_the_closed_form():
-    s = VPSchedule()
-    t = torch.tensor([0.0, 0.3, 1.0], dtype=torch.float64)
-    log_m = -0.25 * t ** 2 * (0.5 - 0.001) - 0.5 * t * 0.001   # yangjc97 VPSDE.marginal_prob
-    m, std = s.marginal(t)
-    np.testing.assert_allclose(m.numpy(), torch.exp(log_m).numpy(), rtol=1e-12)
-    np.testing.assert_allclose(std.numpy(), torch.sqrt(1 - torch.exp(2 * log_m)).numpy(), rtol=1e-12)
-    np.testing.assert_allclose(s.t_of_theta(s.theta(t)).numpy(), t.numpy(), atol=1e-12)
-
-
-def test_trained_score_model_generates_the_ring(score_training):
-    data = ring_data(5000, seed=0)
-    p_std = score_training.prior_std_volt
-    untrained = ScoreMLP(seed=0)
-    kl_trained = kl_divergence_2d(sample_probability_flow(score_training.model, n_samples=2000, seed=3), data)
-    kl_untrained = kl_divergence_2d(
-        sample_probability_flow(untrained, n_samples=2000, seed=3, prior_std_volt=p_std), data)
-    # measured: 1.45 trained vs 2.92 untrained
-    assert kl_trained < 1.9 and kl_trained < 0.7 * kl_untrained, (kl_trained, kl_untrained)
-    kl_sde = kl_divergence_2d(sample_reverse_sde(score_training.model, n_samples=2000, seed=3), data)
-    kl_sde_untrained = kl_divergence_2d(
-        sample_reverse_sde(untrained, n_samples=2000, seed=3, prior_std_volt=p_std), data)
-    assert kl_sde < 0.7 * kl_sde_untrained, (kl_sde, kl_sde_untrained)
-
-
-def test_samplers_are_seeded_and_take_a_pluggable_drift(score_training):
-    model = score_training.model
-    a = sample_reverse_sde(model, n_samples=200, n_steps=50, seed=5)
-    np.testing.assert_array_equal(a, sample_reverse_sde(model, n_samples=200, n_steps=50, seed=5))
-    # the same sampler driven by a hand-written PF drift equals the built-in one
-    sched = score_training.schedule
-
-    def drift(t, x):
-        return -0.5 * sched.beta(t) * (x + model(x, t))
-
-    ref = sample_probability_flow(model, n_samples=200, n_steps=50, seed=5)
-    got = sample_probability_flow(drift, n_samples=200, n_steps=50, seed=5,
-                                  prior_std_volt=score_training.prior_std_volt)
-    np.testing.assert_allclose(got, ref, atol=1e-6)
-    noisy = sample_probability_flow(model, n_samples=200, n_steps=50, seed=5, weight_noise=0.1)
-    assert not np.allclose(noisy, ref)
-    with pytest.raises(SpecError):
-        sample_probability_flow(drift, n_samples=10, weight_noise=0.1)
-
-
-def test_score_mlp_layers_are_accessible_per_stage(score_training):
-    layers = score_training.model.layer_weights()
-    assert [l["w"].shape for l in layers] == [(14, 2), (14, 14), (2, 14)]
-    np.testing.assert_array_equal(layers[0]["w_u"], np.eye(14))
-    u = score_training.model.time_embedding(torch.tensor(0.3))
-    assert u.shape == (14,) and float(u.abs().max()) <= 1.0

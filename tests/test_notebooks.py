@@ -12,8 +12,9 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
-def test_notebook_executes_and_shows_figures(path, tmp_path, monkeypatch):
+def test_notebook_executes_and_shows_figures(path, tmp_path, monkeypatch, pytestconfig):
     monkeypatch.setenv("PYCOSIM_NB_SIZE", "16")
+    monkeypatch.setenv("PYCOSIM_CACHE", str(pytestconfig.cache.mkdir("pycosim")))  # the tests' trained models
     monkeypatch.setenv("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     nb = nbformat.read(path, as_version=4)
     NotebookClient(nb, timeout=600, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()

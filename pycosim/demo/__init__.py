@@ -22,9 +22,10 @@ __all__ = ["DemoContext", "crossbar_section", "demo_title", "describe_store", "i
 
 
 def run_demo(out_dir: str | Path = "pycosim-demo", *, executor: Executor | None = None, engine: str = "shared",
-             progress: bool = True, blocks: list[str] | None = None) -> Path:
+             progress: bool = True, blocks: list[str] | None = None, cache_dir: str | Path | None = None) -> Path:
     """Run the demo sections of every registered block (or of `blocks`) into `out_dir`; returns
-    the path of `report.md`.
+    the path of `report.md`. Fitted models and trained networks are cached under `cache_dir`
+    (default `out_dir`; `pycosim.cache`), so a rerun takes seconds.
 
     Each section adds its text, tables and figures, a line to `ctx.provenance`, and one row per
     system it covers to the opening answer table through `rep.summary(...)` (`Report.summary`).
@@ -41,7 +42,7 @@ def run_demo(out_dir: str | Path = "pycosim-demo", *, executor: Executor | None 
                        "the block's result from the ideal one; the sections after it show how each number was "
                        "found. Every number comes from ngspice runs made by this demo (the stores are listed "
                        "under Provenance); a rerun reuses what is stored.")
-    ctx = DemoContext(out=out, engine=engine, executor=executor, progress=progress)
+    ctx = DemoContext(out=out, engine=engine, executor=executor, progress=progress, cache_dir=cache_dir)
     for name in names:
         section = table[name].demo_section()
         if section is not None:

@@ -22,6 +22,7 @@ from .. import plots
 from ..benches import example_read, example_step
 from ..blocks.crossbar import CrossbarSpec
 from ..blocks.opamp import OpAmpSpec
+from ..cache import ResultCache
 from ..calibrate import Calibration, calibrate, prediction_errors
 from ..metrics import max_rel_error, nrmse
 from ..nonideal import Nonidealities
@@ -178,7 +179,8 @@ def _shift_from(fit: Calibration, name: str, value: float) -> tuple[float, float
     return nrmse(b, a), prediction_errors(other, fit.held_out, ["i_out_amp"])["i_out_amp"]["nrmse"]
 
 
-def _calibration_section(rep: Report, out: Path, engine: str, executor, progress: bool) -> SweepResult:
+def _calibration_section(rep: Report, out: Path, engine: str, executor, progress: bool,
+                         cache_folder: Path) -> SweepResult:
     """Calibrate the surrogate on a 'fabricated' circuit that differs from its design, validate it on
     held-out cases and at larger sizes, and report the block's summary rows; returns the calibration
     runs' sweep."""
@@ -189,7 +191,7 @@ def _calibration_section(rep: Report, out: Path, engine: str, executor, progress
     ni = Nonidealities(variation_sigma=0.05, stuck_on_fraction=0.01, stuck_off_fraction=0.01)
     cal_cases = [Case(truth, example_read(16, 16, 4, seed=200 + k), ni, seed=k) for k in range(32)]
     runs = sweep(cal_cases, store=out / "runs.h5", executor=executor, engine=engine, progress=progress)
-    fit = calibrate(design, runs, holdout=0.25, seed=0, progress=progress)
+    fit = calibrate(design, runs, holdout=0.25, seed=0, progress=progress, cache=ResultCache(cache_folder))
     keys = ["i_out_amp", "v_out_volt"]
     before = prediction_errors(surrogate(design), fit.held_out, keys)
     fit.save(out / "crossbar_model.json")
@@ -321,7 +323,7 @@ def crossbar_section(rep: Report, ctx: DemoContext) -> None:
     rep.figure("transient_16x16.png", "Three TIA outputs after an input step: they settle to 1 % in about "
                f"{settle_ns:.0f} ns (median over the columns).")
 
-    cal = _calibration_section(rep, out, engine, executor, progress)
+    cal = _calibration_section(rep, out, engine, executor, progress, ctx.cache_folder)
     ctx.provenance.append(f"crossbar: {result.n_run + cal.n_run} SPICE cases of `runs.h5` run now, "
                           f"{result.n_skipped + cal.n_skipped} reused (validation runs: `validation.h5`); ngspice "
                           f"{everything.provenance['ngspice_version']} ({everything.provenance['solver']}); deck of "

@@ -18,12 +18,12 @@ from .deck import LOOP_SOLVER, integrator_deck, prepare
 from .observe import observe
 from .realization import V_REF_VOLT, IntegratorRealization, realize_integrator
 from .spec import ACTIVATIONS, MAX_WEIGHT, MAX_X0_VOLT, IntegratorRun, IntegratorSpec
-from .stimuli import example, example_run, staircase_noise_pwl
+from .stimuli import example, example_run, random_walk_pwl, staircase_noise_pwl
 
 __all__ = ["ACTIVATIONS", "G_OPEN_SIEMENS", "LOOP_SOLVER", "MAX_STEPS", "MAX_WEIGHT", "MAX_X0_VOLT", "V_REF_VOLT",
            "IntegratorRealization", "IntegratorRun", "IntegratorSpec", "activation_deck", "activation_transfer",
-           "example", "example_run", "integrator_deck", "observe", "prepare", "realize_integrator",
-           "staircase_noise_pwl"]
+           "example", "example_run", "integrator_deck", "observe", "prepare", "random_walk_pwl",
+           "realize_integrator", "staircase_noise_pwl"]
 
 
 def _benches():

@@ -6,6 +6,8 @@ import math
 
 import numpy as np
 
+from ...errors import SpecError
+
 from ...units import check_range
 from .spec import MAX_WEIGHT, IntegratorRun, IntegratorSpec
 
@@ -38,12 +40,37 @@ def staircase_noise_pwl(t_stop_s: float, n_steps: int, n_channels: int, std_volt
     over one level x moves by u·Δt/τ, so std_volt = τ·sqrt(q/Δt) gives x a diffusion of q V²/s."""
     check_range("staircase_noise_pwl", "t_stop_s", t_stop_s, 1e-12, 1.0, "s")
     check_range("staircase_noise_pwl", "n_steps", n_steps, 1, 10**6, integer=True)
-    check_range("staircase_noise_pwl", "n_channels", n_channels, 1, 64, integer=True)
     check_range("staircase_noise_pwl", "std_volt", std_volt, 0.0, MAX_WEIGHT / 5, "V")
+    return _staircase(np.linspace(0.0, t_stop_s, n_steps + 1), n_channels, np.full(n_steps, std_volt), seed,
+                      edge_fraction)
+
+
+def random_walk_pwl(edges_s, n_channels: int, rate_volt2_per_s: float, tau_s: float, seed: int,
+                    edge_fraction: float = 1e-3) -> tuple[np.ndarray, np.ndarray]:
+    """Like `staircase_noise_pwl` on levels of any lengths (edges_s: increasing level boundaries from 0
+    to t_stop, s): level k has std τ·sqrt(q/Δt_k), so every level adds a random-walk step of variance
+    q·Δt_k (q = rate_volt2_per_s) to an integrator of time constant τ = tau_s."""
+    edges = np.asarray(edges_s, dtype=np.float64)
+    if edges.ndim != 1 or edges.size < 2 or edges[0] != 0.0 or np.any(np.diff(edges) <= 0):
+        raise SpecError("random_walk_pwl.edges_s must be increasing level boundaries starting at 0 s")
+    check_range("random_walk_pwl", "t_stop_s", float(edges[-1]), 1e-12, 1.0, "s")
+    check_range("random_walk_pwl", "rate_volt2_per_s", rate_volt2_per_s, 0.0, 1e15, "V²/s")
+    check_range("random_walk_pwl", "tau_s", tau_s, 1e-12, 1e3, "s")
+    std = tau_s * np.sqrt(rate_volt2_per_s / np.diff(edges))
+    if std.max() > MAX_WEIGHT / 5:
+        raise SpecError(f"random_walk_pwl: the shortest level needs {std.max():.3g} V of noise, above the "
+                        f"{MAX_WEIGHT / 5:g} V the sources allow; use fewer, longer levels")
+    return _staircase(edges, n_channels, std, seed, edge_fraction)
+
+
+def _staircase(edges: np.ndarray, n_channels: int, std_volt: np.ndarray, seed: int,
+               edge_fraction: float) -> tuple[np.ndarray, np.ndarray]:
+    """Levels N(0, std_volt[k]²) held from edges[k] to edges[k+1], each with a ramp of edge_fraction of it."""
+    check_range("staircase_noise_pwl", "n_channels", n_channels, 1, 64, integer=True)
     check_range("staircase_noise_pwl", "edge_fraction", edge_fraction, 1e-9, 0.5)
-    step = t_stop_s / n_steps
-    levels = np.random.default_rng(seed).standard_normal((n_steps, n_channels)) * std_volt
-    starts = np.arange(n_steps) * step
-    t = np.stack([starts, starts + step * (1.0 - edge_fraction)], axis=1).ravel()
-    t[-1] = t_stop_s  # the last level is held to the end
+    n_steps = edges.size - 1
+    levels = np.random.default_rng(seed).standard_normal((n_steps, n_channels)) * std_volt[:, None]
+    starts, steps = edges[:-1], np.diff(edges)
+    t = np.stack([starts, starts + steps * (1.0 - edge_fraction)], axis=1).ravel()
+    t[-1] = edges[-1]  # the last level is held to the end
     return t, np.repeat(levels, 2, axis=0)
