@@ -143,26 +143,27 @@ def generated_samples(data_volt: np.ndarray, samples: Mapping[str, np.ndarray], 
     return fig
 
 
-def reverse_paths(t_s: np.ndarray, paths: Mapping[str, np.ndarray], data_volt: np.ndarray,
-                  radius_volt: float | None = None, lim_volt: float = 1.5, tail_fraction: float = 0.25) -> Figure:
-    """Reverse-diffusion trajectories: left, the last `tail_fraction` of each path (n_points, batch, 2) V
-    in the (x0, x1) plane over the data (grey), where the sample forms (a noisy SDE path is a scribble
-    before that), a circle where the shown part starts and a dot at the end; right, each whole path's
-    distance from the origin against time with the data's radius dashed. One colour per trajectory,
-    one line style per simulator (e.g. {"SPICE": ..., "surrogate": ...})."""
+def reverse_paths(sigma: np.ndarray, paths: Mapping[str, np.ndarray], data_volt: np.ndarray,
+                  radius_volt: float | None = None, lim_volt: float = 1.5, sigma_shown: float = 0.3) -> Figure:
+    """Reverse-diffusion trajectories against the noise level σ left in them (sigma: (n_points,), the
+    forward process's std at each output sample, falling to σ(t_eps) at the end). Left: each path
+    (n_points, batch, 2) V in the (x0, x1) plane over the data (grey) from where σ drops below
+    `sigma_shown` (before that a noisy SDE path is a scribble), a circle there and a dot at the end.
+    Right: each path's distance from the origin against σ (log axis, running right as σ falls), the
+    data's radius dashed. One colour per trajectory, one line style per simulator."""
     fig, (ax, ax2) = _figure(1, 2, figsize=(9, 4))
     ax.plot(data_volt[:, 0], data_volt[:, 1], ".", ms=1, color="0.8", zorder=0)
-    scale, unit = _time_scale(float(t_s[-1]))
     styles = ("-", "--", ":", "-.")
+    shown = np.flatnonzero(sigma <= sigma_shown)
+    start = int(shown[0]) if shown.size else 0
     for s_idx, (label, x) in enumerate(paths.items()):
         x = x.reshape(x.shape[0], -1, 2)
-        start = int((1.0 - tail_fraction) * (x.shape[0] - 1))
         for k in range(x.shape[1]):
             kw = dict(color=f"C{k}", lw=1.3 if s_idx == 0 else 1.0, ls=styles[s_idx % 4])
             ax.plot(x[start:, k, 0], x[start:, k, 1], label=label if k == 0 else None, **kw)
             ax.plot(*x[start, k], "o", mfc="none", color=f"C{k}")
             ax.plot(*x[-1, k], ".", ms=8, color=f"C{k}")
-            ax2.plot(t_s * scale, np.hypot(x[:, k, 0], x[:, k, 1]), label=label if k == 0 else None, **kw)
+            ax2.plot(sigma, np.hypot(x[:, k, 0], x[:, k, 1]), label=label if k == 0 else None, **kw)
     if radius_volt is not None:
         ax2.axhline(radius_volt, color="k", ls="--", lw=0.8, label=f"data radius {radius_volt:g} V")
     ax.set_xlim(-lim_volt, lim_volt)
@@ -170,11 +171,13 @@ def reverse_paths(t_s: np.ndarray, paths: Mapping[str, np.ndarray], data_volt: n
     ax.set_aspect("equal")
     ax.set_xlabel("x0 (V)")
     ax.set_ylabel("x1 (V)")
-    ax.set_title(f"last {100 * tail_fraction:.0f} % of each path (o from, • end)", fontsize=9)
+    ax.set_title(f"paths once σ < {sigma_shown:g} (o there, • end)", fontsize=9)
     ax.legend(fontsize=7, loc="lower right")
-    ax2.set_xlabel(f"circuit time ({unit})")
+    ax2.set_xscale("log")
+    ax2.invert_xaxis()
+    ax2.set_xlabel("noise level σ left (log; falls as circuit time runs)")
     ax2.set_ylabel("distance from origin |x| (V)")
-    ax2.set_title("|x| against time", fontsize=9)
+    ax2.set_title("|x| as the noise is removed", fontsize=9)
     ax2.grid(alpha=0.3)
     ax2.legend(fontsize=7)
     fig.tight_layout()

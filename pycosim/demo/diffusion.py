@@ -77,7 +77,7 @@ def _spice_paths(ctx: DemoContext, loop: _Loop, model, x0s: np.ndarray, label=No
     from ..networks.diffusion_loop import reverse_sde_run
     from ..networks.on_integrator import surrogate_trajectory
 
-    runs = [reverse_sde_run(model, loop.real_spec, x0, label=label, noise_seed=5 + k, n_points=401)
+    runs = [reverse_sde_run(model, loop.real_spec, x0, label=label, noise_seed=5 + k, n_points=4001)
             for k, x0 in enumerate(x0s)]
     cases = [Case(loop.real_spec, run) for run in runs]
     result = sweep(cases, store=ctx.out / "runs.h5", executor=ctx.executor, engine=ctx.engine, progress=ctx.progress)
@@ -102,7 +102,7 @@ def _verdict(kl_real: float, floor: float) -> str:
 
 def _ring_section(rep: Report, ctx: DemoContext, loop: _Loop, training) -> None:
     from ..networks.diffusion import kl_divergence_2d, near_ring_fraction, ring_data, sample_probability_flow
-    from ..networks.diffusion_loop import prior_samples
+    from ..networks.diffusion_loop import noise_levels, prior_samples
 
     data = ring_data(5000, seed=0)
     model = training.model
@@ -136,11 +136,12 @@ def _ring_section(rep: Report, ctx: DemoContext, loop: _Loop, training) -> None:
     rep.text("Three reverse-SDE trajectories of the realistic loop in SPICE (GBW 10 MHz, A0 1e5, noise "
              "injected as 200-level PWL sources; stored in `runs.h5`) against the calibrated surrogate: NRMSE "
              + ", ".join(f"{100 * e:.2f} %" for e in errors) + ".")
-    plots.save(plots.reverse_paths(t_s, {"SPICE": spice, "surrogate": sur}, data, radius_volt=0.8),
+    sigma = noise_levels(model.schedule, t_s, t_s[-1])
+    plots.save(plots.reverse_paths(sigma, {"SPICE": spice, "surrogate": sur}, data, radius_volt=0.8),
                ctx.out / "diffusion_trajectory.png")
-    rep.figure("diffusion_trajectory.png", "three reverse-SDE paths, SPICE solid and surrogate dashed: they overlay; "
-                                           "the last quarter (left, V) ends on the ring, |x| (right, V against µs) "
-                                           "settles near the 0.8 V radius")
+    rep.figure("diffusion_trajectory.png", "three reverse-SDE paths, SPICE solid and surrogate dashed, overlay: once "
+                                           "the noise left drops below 0.3 V they move onto the ring (left, V), and "
+                                           "|x| settles at the 0.8 V radius as σ falls (right)")
     rep.summary(block="integrator", system="score-based diffusion, ring (seed E)",
                 spice_vs_surrogate=f"{100 * max(errors):.2f} % NRMSE (worst of 3 reverse-SDE trajectories)",
                 metric=f"KL {kl['software reverse SDE']:.2f} → {kl[LOOP]:.2f} nats (10 MHz op-amps), "

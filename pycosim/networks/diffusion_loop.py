@@ -79,6 +79,12 @@ def circuit_times(schedule: VPSchedule, n_steps: int, t_stop_s: float) -> np.nda
     return edges
 
 
+def noise_levels(schedule: VPSchedule, t_s: np.ndarray, t_stop_s: float) -> np.ndarray:
+    """σ (the forward process's std) left in a reverse run at circuit times t_s (0 … t_stop_s)."""
+    theta = float(schedule.theta(schedule.t_stop)) - np.asarray(t_s, dtype=np.float64) / t_stop_s * _theta_span(schedule)
+    return np.sqrt(-np.expm1(-np.maximum(theta, 0.0)))
+
+
 def _theta_span(schedule: VPSchedule) -> float:
     """S = θ(t_stop) − θ(t_eps): the reverse process's length in θ."""
     return float(schedule.theta(schedule.t_stop)) - float(schedule.theta(schedule.t_eps))
@@ -188,5 +194,10 @@ def sample_sde_on_integrator(model: ScoreMLP, spec: IntegratorSpec, *, n_samples
                 if k < n_steps - 1:
                     x = x + noise[k, idx]
         warn_if_lag_broke(f)
+        if not torch.isfinite(x).all():
+            raise SpecError(f"the Euler–Maruyama sampler diverged on this loop (τ = {spec.tau_s:g} s, op-amp GBW "
+                            f"{spec.opamp.gbw_hz:g} Hz): the score's fastest gains outrun the op-amps; raise "
+                            f"c_fb_farad (`score_loop_spec` uses {SCORE_LOOP_C_FB_FARAD:g} F), use faster op-amps or "
+                            f"more n_steps (now {n_steps})")
         out[idx] = x.numpy()
     return out
