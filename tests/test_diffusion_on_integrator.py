@@ -107,8 +107,8 @@ def test_score_model_needs_a_matching_loop(score_training):
         probability_flow_run(score_training.model, _spec(), [0.0, 0.0], t_stop_tau=0.0)
 
 
-@pytest.mark.parametrize("opamp, bound", [pytest.param(pc.OpAmpSpec(), 1e-3, marks=pytest.mark.slow),  # 40 s
-                                           (AMP_10MHZ, 0.03)])
+@pytest.mark.slow  # 40 s each; the demo test asserts the 10 MHz figure (≤ 3 %) from its report in the default suite
+@pytest.mark.parametrize("opamp, bound", [(pc.OpAmpSpec(), 1e-3), (AMP_10MHZ, 0.03)])
 def test_reverse_sde_with_injected_noise_runs_in_spice_and_the_surrogate_agrees(score_training, opamp, bound):
     """The reverse SDE on the loop: score weights × (1 + λ²) and seeded PWL noise into both integrators
     (200 levels). The 10 MHz case is the issue's "SPICE vs surrogate on one reverse trajectory ≤ 3 %"."""
