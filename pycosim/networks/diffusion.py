@@ -5,11 +5,12 @@ Forward process: the VP-SDE dx = −½β(t)·x dt + √β(t) dW, β linear from 
 at t = t_stop. Score network, as in `yangjc97/memristor-sde-diffusion` (`MLP_noise`): 2 → 14 →
 14 → 2, ReLU, a 14-channel time embedding added to both hidden layers (through a 14×14 crossbar
 W_u per layer), a 14-channel class embedding added to both hidden layers for conditional
-generation, output × amp. Noise-aware training: every weight is read as w·(1 + ε), ε ~ N(0,
-0.1²) with |ε| > 0.2 replaced by Uniform(−0.2, 0.2); a penalty keeps hidden activations under
-1.5 V (the analog range) and, beyond the seed, pre-activations above −2 V (see below). Sampling integrates the reverse SDE (seeded Euler–Maruyama, the seed's
-software baseline) or the probability-flow ODE backwards from t_stop to t_eps; the drift is any
-callable `drift(t, x)`, so the same loop can run on the integrator surrogate.
+generation, output × amp. Noise-aware training: every score-layer weight is read as w·(1 + ε),
+ε ~ N(0, 0.1²) with |ε| > 0.2 replaced by Uniform(−0.2, 0.2); a penalty keeps hidden activations
+under 1.5 V (the analog range) and, beyond the seed, pre-activations above −2 V (see below).
+Sampling integrates the reverse SDE (seeded Euler–Maruyama, the seed's software baseline) or the
+probability-flow ODE backwards from t_stop to t_eps; the drift is any callable `drift(t, x)`, so
+the same loop can run on the integrator surrogate.
 
 Where this departs from the seed's numbers, and why (measured on 2000 samples against 5000
 data points, where two independent draws of the ring give a histogram KL of 0.19 nats; the KL
@@ -26,6 +27,10 @@ figures below are from 15 000-step trainings, the defaults train 25 000 steps an
 - amp = 10 (seed NN_amp = 5), training 25 000 steps with σ drawn log-uniformly and weighted to
   small σ, and noise-aware training draws a new ε per sample (seed: one ε per batch), which
   averages the loss over device noise instead of adding gradient noise (KL 0.25 against 0.35).
+  The embedding crossbars W_u are read clean in training (the seed adds its embedding without
+  noise; with noise on W_u the error lands on the noise level the score's scale hangs on: KL
+  0.53). Device variation in the surrogate still reaches W_u, which is why 10 % variation spoils
+  the ring on the loop.
 - The penalty also holds every hidden pre-activation above −2 V (seed: activations under 1.5 V
   only). Unpenalized, pre-activations reached −8 V: in SPICE the summing amplifiers and precision
   rectifiers of a ±2.5 V loop then saturate and recover slowly, and a 10 MHz loop went elsewhere
