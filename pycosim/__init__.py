@@ -20,6 +20,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {  # submodule -> the public names it defi
     "blocks": ("Block", "register", "registered_blocks"),
     "blocks.crossbar": ("CrossbarRead", "CrossbarSpec", "CrossbarTransient"),
     "blocks.integrator": ("IntegratorRun", "IntegratorSpec"),
+    "blocks.lif": ("LIFRun", "LIFSpec"),
     "cache": ("ResultCache",),
     "blocks.opamp": ("OpAmpSpec",),
     "errors": ("ConvergenceError", "NetlistError", "PycosimError", "SingularMatrixError", "SpecError", "SpiceError",
