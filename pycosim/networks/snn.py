@@ -303,7 +303,8 @@ class PrimeSNN(nn.Module):
     # ---- forward ---------------------------------------------------------------------------------
     def forward(self, frames: torch.Tensor, effects: CircuitEffects | None = None) -> dict[str, torch.Tensor]:
         """frames (b, T, n_inputs) in {0, 1} → {"logits" (b, T, C): gain × running mean of the output
-        membranes after each frame; "u_out" (b, T, C) V; "hidden_spikes" (b, T, H)}."""
+        membranes after each frame; "u_out" (b, T, C) V; "hidden_spikes" (b, T, H); the column
+        currents during each frame's pulse "i_hidden_amp" (b, T, H) and "i_out_amp" (b, T, C), A}."""
         sp = self.spec
         if frames.ndim != 3 or frames.shape[-1] != sp.n_inputs:
             raise SpecError(f"PrimeSNN: frames must be (batch, frames, {sp.n_inputs}), got {tuple(frames.shape)}")
@@ -311,13 +312,15 @@ class PrimeSNN(nn.Module):
         v = sp.timing.v_pulse_volt
         if effects is None or effects.ideal:
             w1, w2 = self.weights_siemens()
-            s, _ = self.hidden(v * frames @ w1)
-            _, u = self.output(v * s @ w2)
+            i1 = v * frames @ w1
+            s, _ = self.hidden(i1)
+            i2 = v * s @ w2
+            _, u = self.output(i2)
         else:
-            s, u = self._with_effects(frames, effects)
+            s, u, i1, i2 = self._with_effects(frames, effects)
         t = torch.arange(1, frames.shape[1] + 1, dtype=u.dtype)
         logits = self.gain * torch.cumsum(u, dim=1) / t[None, :, None]
-        return {"logits": logits, "u_out": u, "hidden_spikes": s}
+        return {"logits": logits, "u_out": u, "hidden_spikes": s, "i_hidden_amp": i1, "i_out_amp": i2}
 
     @torch.no_grad()
     def _with_effects(self, frames: torch.Tensor, fx: CircuitEffects) -> tuple[torch.Tensor, torch.Tensor]:
@@ -356,13 +359,17 @@ class PrimeSNN(nn.Module):
 
         b, t_n, _ = frames.shape
         vh, vo = hidden.initial(b), output.initial(b)
-        ss, us = [], []
+        ss, us, i1s, i2s = [], [], [], []
         for k in range(t_n):
-            vh, s, _ = hidden.step(vh, currents(frames[:, k], 0))
-            vo, _, u = output.step(vo, currents(s, 1))
+            i1 = currents(frames[:, k], 0)
+            vh, s, _ = hidden.step(vh, i1)
+            i2 = currents(s, 1)
+            vo, _, u = output.step(vo, i2)
             ss.append(s)
             us.append(u)
-        return torch.stack(ss, 1), torch.stack(us, 1)
+            i1s.append(i1)
+            i2s.append(i2)
+        return tuple(torch.stack(x, 1) for x in (ss, us, i1s, i2s))
 
 
 def _spread_params(spec: LIFSpec, base: NeuronParams, cells: LayerCells, seed: int, name: str) -> NeuronParams:
@@ -406,6 +413,28 @@ def effective_weights(cells: LayerCells, fx: CircuitEffects) -> np.ndarray:
         i = schur.column_currents(s, eye, torch.zeros(1, cols, dtype=torch.float64), None, g_tia)
     i = i.numpy()
     return i[0::2] - i[1::2]
+
+
+def frame_energy_joule(net: PrimeSNN, frames: torch.Tensor, out: Mapping[str, torch.Tensor],
+                       v_supply_volt: float = 1.8) -> np.ndarray:
+    """Supply energy per sample and frame (b, T), J, by the LIF block's own energy account
+    (`pycosim.blocks.lif.observe`: row drivers Σ_r ∫|v_r·i_r| dt plus 2·v_supply·Σ_c ∫|I_c| dt for the
+    virtual-ground copiers), applied to both layers' arrays: a row pulse of ±v (trapezoid, area
+    v·t_pulse) into cells G costs v²·(t_pulse − t_edge/3)·Σ_c G in its driver, a column current I
+    held for the pulse costs 2·v_supply·|I|·t_pulse. Not counted there either: comparator, one-shot
+    and op-amp quiescent power (the block has no static power model). Nominal cells (no read noise)."""
+    tm = net.spec.timing
+    v2t = tm.v_pulse_volt ** 2 * (tm.t_pulse_s - tm.t_edge_s / 3)
+    if net.mode == "trained":
+        w1, w2 = (w.detach().abs() for w in net.weights_siemens())
+        row1, row2 = w1.sum(1), w2.sum(1)   # a trained weight needs at least one cell of |w|
+    else:
+        c1, c2 = net.layer_cells()
+        row1 = torch.tensor((c1.g_pos + c1.g_neg).sum(1), dtype=torch.float32)
+        row2 = torch.tensor((c2.g_pos + c2.g_neg).sum(1), dtype=torch.float32)
+    drivers = v2t * (frames.to(torch.float32) @ row1 + out["hidden_spikes"] @ row2)
+    copiers = 2 * v_supply_volt * tm.t_pulse_s * (out["i_hidden_amp"].abs().sum(-1) + out["i_out_amp"].abs().sum(-1))
+    return (drivers + copiers).detach().numpy().astype(np.float64)
 
 
 # ---- early stop -----------------------------------------------------------------------------------
@@ -510,10 +539,11 @@ def evaluate(net: PrimeSNN, data: Digits | None = None, effects: CircuitEffects 
              frame_seed: int = 12345, repeats: int = 1) -> dict[str, float]:
     """Test accuracy at full T and with early stop, frames used, and the activity that sets the energy:
     row pulses (each input spike is a ±v pulse on its G⁺ and G⁻ rows; each hidden spike likewise on
-    the output array) and hidden spikes per inference, full and early-stopped."""
+    the output array), hidden spikes and supply energy (`frame_energy_joule`) per inference, full
+    and early-stopped (frames after the stop are not run)."""
     data = load_digit_rates() if data is None else data
     sp = net.spec
-    acc, acc_e, used, pulses, pulses_e, spikes, spikes_e, umax = ([] for _ in range(8))
+    acc, acc_e, used, pulses, pulses_e, spikes, spikes_e, umax, en, en_e = ([] for _ in range(10))
     for r in range(repeats):
         frames = rate_code(data.x_test, sp.n_frames, seed=frame_seed + r)
         fx = effects if effects is None else dataclasses.replace(effects, seed=effects.seed + r)
@@ -533,9 +563,13 @@ def evaluate(net: PrimeSNN, data: Digits | None = None, effects: CircuitEffects 
         spikes.append(float(np.mean(hid.sum(1))))
         spikes_e.append(float(np.mean((hid * t_idx).sum(1))))
         umax.append(float(out["u_out"].abs().max()))
+        e = frame_energy_joule(net, frames, out)
+        en.append(float(np.mean(e.sum(1))))
+        en_e.append(float(np.mean((e * t_idx).sum(1))))
     used = np.concatenate(used)
     return {"accuracy": float(np.mean(acc)), "accuracy_early": float(np.mean(acc_e)),
             "frames_used_mean": float(used.mean()), "frames_saved": float(1 - used.mean() / sp.n_frames),
             "frames_used": used, "row_pulses": float(np.mean(pulses)), "row_pulses_early": float(np.mean(pulses_e)),
             "hidden_spikes": float(np.mean(spikes)), "hidden_spikes_early": float(np.mean(spikes_e)),
-            "u_out_max_volt": float(np.max(umax))}
+            "u_out_max_volt": float(np.max(umax)), "energy_joule": float(np.mean(en)),
+            "energy_early_joule": float(np.mean(en_e))}
