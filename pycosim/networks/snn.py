@@ -573,3 +573,158 @@ def evaluate(net: PrimeSNN, data: Digits | None = None, effects: CircuitEffects 
             "hidden_spikes": float(np.mean(spikes)), "hidden_spikes_early": float(np.mean(spikes_e)),
             "u_out_max_volt": float(np.max(umax)), "energy_joule": float(np.mean(en)),
             "energy_early_joule": float(np.mean(en_e))}
+
+
+# ---- the PRIME table -------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class PrimeRow:
+    """One row of the PRIME table: accuracies in %, frames used, energy per inference in J."""
+
+    name: str
+    accuracy_pct: float
+    accuracy_early_pct: float
+    frames_used_mean: float
+    frames_saved_pct: float
+    energy_joule: float
+    energy_early_joule: float
+
+
+def _row(name: str, ev: Mapping[str, Any]) -> PrimeRow:
+    return PrimeRow(name, 100 * ev["accuracy"], 100 * ev["accuracy_early"], ev["frames_used_mean"],
+                    100 * ev["frames_saved"], ev["energy_joule"], ev["energy_early_joule"])
+
+
+def default_effects() -> list[tuple[str, CircuitEffects]]:
+    """The circuit effects the table reports on the supermask network, one per row."""
+    return [("(c) + IR drop, r_wire 1 Ω", CircuitEffects(r_wire_ohm=1.0)),
+            ("(c) + IR drop, r_wire 2.5 Ω", CircuitEffects(r_wire_ohm=2.5)),
+            ("(c) + read noise 2 % per read", CircuitEffects(read_noise_sigma=0.02)),
+            ("(c) + read noise 20 % per read", CircuitEffects(read_noise_sigma=0.20)),
+            ("(c) + LIF spread 10 % (C, R_leak, V_th per neuron)", CircuitEffects(neuron_spread_sigma=0.10)),
+            ("(c) + finite op-amp (OPA4322: A0 3.16e6; GBW keeps the charge)", CircuitEffects(opamp=OpAmpSpec.opa4322())),
+            ("(c) + all of the above (2.5 Ω, 2 %, 10 %, OPA4322)",
+             CircuitEffects(r_wire_ohm=2.5, read_noise_sigma=0.02, neuron_spread_sigma=0.10, opamp=OpAmpSpec.opa4322()))]
+
+
+def prime_table(cache=None, spec: SNNSpec = SNNSpec(), *, seed: int = 0, epochs: int = 30, repeats: int = 3,
+                effects: list[tuple[str, CircuitEffects]] | None = None,
+                physical: Mapping[str, float] | None = None) -> list[PrimeRow]:
+    """(a) the same architecture with trained weights, (b) the random conductances unpruned, (c) random +
+    supermask, ideal; then (c) under each circuit effect (`default_effects`), and on the calibrated
+    neuron parameters `physical` if given. Test digits, `repeats` spike-frame draws each."""
+    data = load_digit_rates()
+    rows = []
+    nets = {}
+    for mode, name in (("trained", "(a) trained weights (software baseline)"), ("random", "(b) random weights, unpruned"),
+                       ("supermask", "(c) random + supermask 50 %, ideal")):
+        nets[mode] = cached_snn_training(cache, spec, mode, seed=seed, epochs=epochs).net
+        rows.append(_row(name, evaluate(nets[mode], data, repeats=repeats)))
+    fx_list = default_effects() if effects is None else list(effects)
+    if physical is not None:
+        fx_list.append(("(c) on the calibrated neuron parameters", CircuitEffects(physical=physical)))
+    for name, fx in fx_list:
+        rows.append(_row(name, evaluate(nets["supermask"], data, fx, repeats=repeats)))
+    return rows
+
+
+def table_markdown(rows: list[PrimeRow]) -> str:
+    """The PRIME table in markdown (accuracy on held-out digits; energy per inference by the block's account)."""
+    out = ["| network | accuracy, T = 10 | accuracy, early stop | frames used | frames saved | energy / inference "
+           "| with early stop |", "|---|---|---|---|---|---|---|"]
+    for r in rows:
+        out.append(f"| {r.name} | {r.accuracy_pct:.1f} % | {r.accuracy_early_pct:.1f} % | {r.frames_used_mean:.2f} "
+                   f"| {r.frames_saved_pct:.1f} % | {r.energy_joule * 1e9:.2f} nJ | {r.energy_early_joule * 1e9:.2f} nJ |")
+    out.append(f"\nSeed (PRIME, N-MNIST): early stop saves {100 * SEED_EARLY_STOP_SAVING:.0f} % of the computational "
+               f"load; accuracy \"comparable to software\" (exact values not published).")
+    return "\n".join(out)
+
+
+def plot_prime_table(rows: list[PrimeRow], path=None, frames_used: np.ndarray | None = None):
+    """Bar chart of accuracy (full T and early stop) per row; with `frames_used`, a histogram beside it."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    n_ax = 2 if frames_used is not None else 1
+    fig, axes = plt.subplots(1, n_ax, figsize=(11 if n_ax == 2 else 8, 4.8), squeeze=False,
+                             gridspec_kw={"width_ratios": [3, 1.2][:n_ax]})
+    ax = axes[0, 0]
+    y = np.arange(len(rows))
+    ax.barh(y - 0.2, [r.accuracy_pct for r in rows], height=0.4, label="T = 10 frames")
+    ax.barh(y + 0.2, [r.accuracy_early_pct for r in rows], height=0.4, label="early stop")
+    ax.set_yticks(y, [r.name for r in rows], fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("test accuracy on 8×8 digits (%)")
+    ax.set_xlim(0, 100)
+    ax.legend(loc="lower right", fontsize=8)
+    ax.set_title("PRIME on the LIF surrogate")
+    if frames_used is not None:
+        ax2 = axes[0, 1]
+        ax2.hist(frames_used, bins=np.arange(0.5, frames_used.max() + 1.5), rwidth=0.8)
+        ax2.set_xlabel("frames used (early stop)")
+        ax2.set_ylabel("test digits")
+        ax2.set_title(f"mean {frames_used.mean():.2f} of {int(frames_used.max())}")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path, dpi=120)
+    return fig
+
+
+# ---- one small layer for SPICE ------------------------------------------------------------------------
+@dataclass(frozen=True)
+class SubLayer:
+    """A slice of the pruned hidden layer for a circuit run: inputs (pixel indices), neurons (hidden
+    indices), the LIF block spec (2·len(inputs) rows) and its programmed conductances g_siemens (rows, n)."""
+
+    inputs: np.ndarray
+    neurons: np.ndarray
+    spec: LIFSpec
+    g_siemens: np.ndarray
+    timing: FrameTiming
+
+    def run(self, frames: np.ndarray, n_points: int = 1001) -> LIFRun:
+        """The LIFRun of one digit's spike frames (T, n_inputs of the full net): its inputs' frames
+        as ±v_pulse pulses on the pair rows (`spike_frames_pwl`), for all T frames."""
+        from ..blocks.lif.stimuli import spike_frames_pwl
+
+        f = np.asarray(frames)[:, self.inputs]
+        tm = self.timing
+        t, v = spike_frames_pwl(np.repeat(f, 2, axis=1).astype(bool), tm.t_frame_s, tm.t_pulse_s,
+                                tm.v_pulse_volt * pair_row_signs(len(self.inputs)), tm.t_edge_s)
+        return LIFRun(g_siemens=self.g_siemens, t_stop_s=float(t[-1]), v_in_pwl=(t, v), n_points=n_points)
+
+    def currents(self, frames: torch.Tensor) -> torch.Tensor:
+        """Column currents (b, T, n) during each pulse for frames (b, T, n_inputs of the full net), A."""
+        w = torch.tensor(self.g_siemens[0::2] - self.g_siemens[1::2], dtype=torch.float64)
+        return self.timing.v_pulse_volt * torch.as_tensor(frames)[..., self.inputs].to(torch.float64) @ w
+
+
+    def energy_joule(self, frames: torch.Tensor, v_supply_volt: float | None = None) -> np.ndarray:
+        """Supply energy (b,) of the runs, J, by the per-read formula of `frame_energy_joule` (row
+        drivers v²·(t_pulse − t_edge/3)·Σ_c G per row pulse, copiers 2·v_supply·|I|·t_pulse per column)."""
+        tm = self.timing
+        vs = self.spec.v_supply_volt if v_supply_volt is None else v_supply_volt
+        x = torch.as_tensor(frames)[..., self.inputs].to(torch.float64)
+        g_row = torch.tensor(self.g_siemens[0::2].sum(1) + self.g_siemens[1::2].sum(1), dtype=torch.float64)
+        drivers = tm.v_pulse_volt ** 2 * (tm.t_pulse_s - tm.t_edge_s / 3) * (x @ g_row).sum(-1)
+        copiers = 2 * vs * tm.t_pulse_s * self.currents(frames).abs().sum((-1, -2))
+        return (drivers + copiers).numpy()
+
+
+def sub_layer(net: PrimeSNN, frames: torch.Tensor, n_inputs: int = 16, n_neurons: int = 10) -> SubLayer:
+    """The `n_inputs` most active pixels of `frames` (b, T, 64) and the `n_neurons` hidden neurons that
+    spike most on them (but not in every frame) in the discrete form: a pruned slice of the hidden
+    layer, with the hidden neurons' own LIF spec."""
+    sp = net.spec
+    check_range("sub_layer", "n_inputs", n_inputs, 1, sp.n_inputs, integer=True)
+    check_range("sub_layer", "n_neurons", n_neurons, 1, sp.n_hidden, integer=True)
+    c1, _ = net.layer_cells()
+    inputs = np.sort(np.argsort(-frames.sum((0, 1)).numpy(), kind="stable")[:n_inputs])
+    g_all = pair_rows(c1.g_pos[inputs], c1.g_neg[inputs])
+    w = torch.tensor(g_all[0::2] - g_all[1::2], dtype=torch.float32)
+    s, _ = net.hidden(sp.timing.v_pulse_volt * frames[..., inputs] @ w)
+    rate = s.mean((0, 1)).numpy()
+    score = np.where(rate < 0.9, rate, -1.0)
+    neurons = np.sort(np.argsort(-score, kind="stable")[:n_neurons])
+    spec = sp.hidden_lif_spec(rows=2 * n_inputs, n_neurons=n_neurons)
+    return SubLayer(inputs, neurons, spec, np.ascontiguousarray(g_all[:, neurons]), sp.timing)
