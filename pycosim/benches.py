@@ -81,6 +81,47 @@ def _integrator_two_layer_sde() -> Deck:
     return prepare(spec, run).decks[0]
 
 
+def _lif_array() -> Deck:
+    """16 neurons on a 16x16 array, virtual ground, ideal op-amps: the block's example (10 random frames of
+    2 us pulses, 20 us)."""
+    from .blocks.lif import LIFSpec, example
+
+    spec = LIFSpec()
+    return prepare(spec, example(spec, 0)).decks[0]
+
+
+def _lif_single() -> Deck:
+    """One neuron under a constant 1 uA (2x rheobase): it fires every
+    t_del + t_ref + tau*ln((R*I - v_eq)/(R*I - v_th)) = 7.931 us (circuits/lif.lib)."""
+    from .blocks.lif import LIFRun, LIFSpec
+
+    spec = LIFSpec(rows=1, n_neurons=1)
+    run = LIFRun(g_siemens=np.array([[10e-6]]), v_in_dc_volt=np.array([0.1]), t_stop_s=40e-6, n_points=401)
+    return prepare(spec, run).decks[0]
+
+
+def _lif_direct_wire() -> Deck:
+    """8x4 array in direct mode (the columns end on the membranes) with 2.5 Ohm wire segments."""
+    from .blocks.lif import LIFSpec, example
+
+    spec = LIFSpec(rows=8, n_neurons=4, input_mode="direct", r_wire_ohm=2.5)
+    return prepare(spec, example(spec, 1)).decks[0]
+
+
+def _lif_opamp() -> Deck:
+    """8x4 array, virtual ground through OPA4322-class TIAs (macro-model) and 2.5 Ohm wire segments."""
+    from .blocks.lif import LIFSpec, example
+
+    spec = LIFSpec(rows=8, n_neurons=4, r_wire_ohm=2.5, opamp=OpAmpSpec.opa4322())
+    return prepare(spec, example(spec, 2)).decks[0]
+
+
+def lif_benches() -> dict[str, Deck]:
+    """The LIF block's benches (its `Block.benches`)."""
+    return {"lif_16x16.cir": _lif_array(), "lif_single_neuron.cir": _lif_single(),
+            "lif_8x4_direct_wire.cir": _lif_direct_wire(), "lif_8x4_opamp.cir": _lif_opamp()}
+
+
 def crossbar_benches() -> dict[str, Deck]:
     """The crossbar block's benches (its `Block.benches`)."""
     return {"crossbar_8x8.cir": _crossbar_dc(), "crossbar_8x8_tran.cir": _crossbar_tran()}
