@@ -28,6 +28,15 @@ read noise still draws on the off cells). A single digital readout gain (logits 
 trained with the scores: it sets the softmax temperature the early stop reads, nothing else
 (it cannot change an argmax).
 
+Measured (tests/test_snn.py; 30 epochs, ~6 s per training on one core; 360 held-out digits × 3
+spike-frame draws): (a) trained weights 96.9 %, (b) random conductances unpruned 11.7 % (chance),
+(c) random + supermask 93.4 %; early stop on (c) uses 5.12 of 10 frames (48.8 % saved; seed
+77 %) at no accuracy cost; 2 % read noise 93.9 %, 20 % 92.7 %, 10 % neuron spread 90.9 %,
+r_wire 2.5 Ω 90.2 % (and only 11 % of frames saved: IR drop shrinks every column current, so
+the logits grow more slowly), OPA4322 op-amps 93.4 %. Supply energy per inference (the LIF
+block's account, J): 2.32 nJ for 10 frames, 1.18 nJ with early stop (≈ 3.0 pJ per row pulse,
+copiers included; spikes cost nothing extra in that account).
+
 Input-aware early stop (PRIME `ConvNet_ee`): after each frame t, p = softmax(mean_{k≤t} logits_k / 2);
 stop when max p > 0.8; the frames used are t + 1.
 
@@ -656,7 +665,7 @@ def plot_prime_table(rows: list[PrimeRow], path=None, frames_used: np.ndarray | 
     ax.invert_yaxis()
     ax.set_xlabel("test accuracy on 8×8 digits (%)")
     ax.set_xlim(0, 100)
-    ax.legend(loc="lower right", fontsize=8)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8)
     ax.set_title("PRIME on the LIF surrogate")
     if frames_used is not None:
         ax2 = axes[0, 1]
