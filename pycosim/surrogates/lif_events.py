@@ -66,7 +66,7 @@ class Neuron:
 @dataclass
 class Trace:
     """The solution: spike times (N, K) ascending, NaN-padded (K ≥ 1), counts (N,), and every
-    segment (start time and coefficients, each (n_segments, N); unused slots start at +inf) from
+    segment (start time and coefficients, each (N, n_segments); unused slots start at +inf) from
     which `membrane` evaluates V anywhere; v_max (N,): the highest V at any event (detached)."""
 
     spike_times: torch.Tensor
@@ -143,7 +143,9 @@ def _first_crossing_piece(lo, hi, f_lo, coef, level):
     # concave with its maximum inside: find it (V' decreasing from > 0 to < 0)
     peak_inside = ~convex & (d_lo > 0) & (d_hi < 0)
     top = hi.clone()
-    if bool(peak_inside.any()):
+    if d is None:   # V' = B − λ E e^{−λ s} = 0 in closed form
+        top = torch.where(peak_inside, torch.log((lam * e / b).clamp_min(1e-300)) / lam, top)
+    elif bool(peak_inside.any()):
         k = peak_inside.nonzero()[:, 0]
         ck = tuple(None if t is None else t[k] for t in (a, b, d, e, lam, mu))
         neg_slope = lambda s: (-_slope(s, ck[1], ck[2], ck[3], ck[4], ck[5]),  # noqa: E731
@@ -187,6 +189,37 @@ def first_crossing(s_end, coef, level):
     return found, root
 
 
+def _crossings(look, s_stop, coef, v, v_fire, q, lag):
+    """Which elements (mask look) cross v_fire within [0, s_stop], and where (detached).
+
+    A segment without lag and with a constant drive (q = 0: DC, a pulse's plateau) has
+    V = A + E e^{−λ s}: the crossing is analytic; every other one is searched (`first_crossing`)."""
+    a, b, d, e, lam, mu = (None if x is None else x.detach() for x in coef)
+    vd, fire = v.detach(), v_fire.detach()
+    at0 = look & (vd >= fire)
+    found = at0.clone()
+    root = torch.zeros_like(s_stop)
+    if lag:
+        search = look & ~at0
+    else:
+        flat = q.detach() == 0
+        s_an = torch.log((a - vd) / (a - fire)) / lam
+        ok = look & ~at0 & flat & (a > fire) & (s_an <= s_stop)
+        found = found | ok
+        root = torch.where(ok, s_an, root)
+        search = look & ~at0 & ~flat
+    # |V'| ≤ |B| + λ|E| (+ μ|D|): most segments cannot reach v_fire at all (e.g. a pulse's edge)
+    reach = b.abs() + lam * e.abs() if d is None else b.abs() + lam * e.abs() + mu * d.abs()
+    search = search & (vd + s_stop.detach() * reach >= fire)
+    if bool(search.any()):
+        k = search.nonzero()[:, 0]
+        ck = tuple(None if x is None else x[k] for x in (a, b, d, e, lam, mu))
+        f_k, r_k = first_crossing(s_stop.detach()[k], ck, fire[k])
+        found[k] = f_k
+        root[k] = torch.where(f_k, r_k, root[k])
+    return found, at0, root
+
+
 def solve(drive: Drive, neuron: Neuron, t_end: float, max_events: int = 1_000_000) -> Trace:
     """Integrate every element from 0 to t_end, event by event (module docstring)."""
     t_break = drive.t_break
@@ -195,6 +228,10 @@ def solve(drive: Drive, neuron: Neuron, t_end: float, max_events: int = 1_000_00
     f64 = dict(dtype=torch.float64, device=dev)
     lag = drive.tau_c_s is not None
     mu = 1.0 / drive.tau_c_s if lag else None
+    grad = torch.is_grad_enabled()
+    dt_b = torch.diff(t_break)
+    su_all = torch.diff(drive.u, dim=1) / dt_b                    # (N, m−1) slopes of u
+    sh_all = torch.diff(drive.h, dim=1) / dt_b if lag else None
     t = torch.zeros(n_el, **f64)
     v = neuron.v0.expand(n_el) + torch.zeros(n_el, **f64)
     w = drive.w0.expand(n_el) + torch.zeros(n_el, **f64) if lag else None
@@ -203,98 +240,90 @@ def solve(drive: Drive, neuron: Neuron, t_end: float, max_events: int = 1_000_00
     idx = torch.zeros(n_el, dtype=torch.long, device=dev)
     last = t_break.numel() - 2
     inf = torch.full((n_el,), math.inf, **f64)
+    nan = torch.full((n_el,), math.nan, **f64)
+    g_reset = neuron.g + neuron.g_sw
+    p_reset = neuron.g_sw * neuron.v_reset
     spikes, seg_t, segs = [], [], []
     v_max = v.detach().clone()
     for _ in range(max_events):
         active = t < t_end
         if not bool(active.any()):
             break
-        idx_c = idx.clamp(max=last)
-        t_in_end = t_break[idx_c + 1]
-        s_stop = torch.minimum(t_in_end, torch.where(phase > 0, t_phase, inf)) - t
-        u0, su = _interp_at(t_break, drive.u, idx_c, t)
+        idx_c = idx.clamp(max=last)[:, None]
+        t_in0 = t_break[idx_c[:, 0]]
+        t_in_end = t_break[idx_c[:, 0] + 1]
+        s_stop = torch.minimum(t_in_end, t_phase) - t            # t_phase is inf while integrating
+        ds = t - t_in0
+        q = torch.gather(su_all, 1, idx_c)[:, 0]
+        u0 = torch.gather(drive.u, 1, idx_c)[:, 0] + q * ds
         reset = phase == _RESET
-        g_tot = neuron.g + torch.where(reset, neuron.g_sw, torch.zeros_like(neuron.g_sw))
-        p = u0 + torch.where(reset, neuron.g_sw * neuron.v_reset, torch.zeros_like(u0))
-        q = su
+        g_tot = torch.where(reset, g_reset, neuron.g)
+        p = torch.where(reset, u0 + p_reset, u0)
         r = None
         if lag:
-            h0, sh = _interp_at(t_break, drive.h, idx_c, t)
-            pw = h0 - sh * drive.tau_c_s
+            sh = torch.gather(sh_all, 1, idx_c)[:, 0]
+            pw = torch.gather(drive.h, 1, idx_c)[:, 0] + sh * ds - sh * drive.tau_c_s
             p, q, r = p + pw, q + sh, w - pw
-            wcoef = (pw, sh, r)
         a, b, d, lam = _coefficients(neuron.c, g_tot, p, q, r, mu)
-        e = v - a - (d if d is not None else 0.0)
+        e = v - a if d is None else v - a - d
         coef = (a, b, d, e, lam, mu)
-        # threshold crossings of integrating elements (no grad), then the implicit-gradient step
         look = active & (phase == _INTEGRATE)
-        hit = torch.zeros(n_el, dtype=torch.bool, device=dev)
-        s_new = s_stop
-        if bool(look.any()):
-            k = look.nonzero()[:, 0]
-            with torch.no_grad():
-                ck = tuple(None if x is None else x.detach()[k] for x in coef)
-                at0 = v.detach()[k] >= neuron.v_fire.detach()[k]
-                found, root = first_crossing(s_stop.detach()[k], ck, neuron.v_fire.detach()[k])
-                root = torch.where(at0, torch.zeros_like(root), root)
-                found = found | at0
-            if bool(found.any()):
-                kk = k[found]
-                s_d = root[found]
-                ckk = tuple(None if x is None else x[kk] for x in coef)
-                f = _value(s_d, *ckk[:4], ckk[4], ckk[5]) - neuron.v_fire[kk]
-                df = _slope(s_d, ckk[1], ckk[2], ckk[3], ckk[4], ckk[5]).detach()
-                df = torch.where(df.abs() > 1e-300, df, torch.full_like(df, 1e-300))
-                s_imp = s_d - f / df
-                s_new = s_new.clone()
-                s_new[kk] = torch.where(at0[found], s_d, s_imp)
-                hit[kk] = True
-        s_new = torch.where(active, s_new, torch.zeros_like(s_new))
+        hit, at0, root = _crossings(look, s_stop, coef, v, neuron.v_fire, q, lag)
+        s_new = torch.where(hit, root, torch.where(active, s_stop, torch.zeros_like(s_stop)))
+        if grad and bool(hit.any()):
+            # one Newton step from the detached root: same value, the implicit function's gradient
+            f = _value(s_new, a, b, d, e, lam, mu) - neuron.v_fire
+            df = _slope(s_new, b, d, e, lam, mu).detach()
+            df = torch.where(df.abs() > 1e-300, df, torch.full_like(df, 1e-300))
+            s_new = torch.where(hit & ~at0, s_new - f / df, s_new)
         t_new = t + s_new
-        # record the segment
         seg_t.append(torch.where(active, t, inf))
         segs.append(coef)
-        # state at the end of the segment
-        v_new = _value(s_new, a, b, d, e, lam, mu)
+        v = torch.where(active, _value(s_new, a, b, d, e, lam, mu), v)
         if lag:
-            w = torch.where(active, wcoef[0] + wcoef[1] * s_new + wcoef[2] * torch.exp(-mu * s_new), w)
-        v = torch.where(active, v_new, v)
+            w = torch.where(active, pw + sh * s_new + r * torch.exp(-mu * s_new), w)
         v_max = torch.maximum(v_max, v.detach())
-        ends_phase = active & ~hit & (phase > 0) & (t_new >= t_phase)
+        ends_phase = active & ~hit & (t_new >= t_phase)
         spike = ends_phase & (phase == _DELAY)
-        spikes.append(torch.where(spike, t_new, torch.full_like(t_new, math.nan)))
-        ends_input = active & ~hit & (t_new >= t_in_end)
-        idx = idx + ends_input.long()
-        back = ends_phase & (phase == _RESET)
+        spikes.append(torch.where(spike, t_new, nan))
+        idx = idx + (active & ~hit & (t_new >= t_in_end)).long()
+        back = ends_phase & reset
         t_phase = torch.where(hit, t_new + neuron.delay,
                               torch.where(spike, t_new + neuron.t_ref, torch.where(back, inf, t_phase)))
         phase = torch.where(hit, _DELAY, torch.where(spike, _RESET, torch.where(back, _INTEGRATE, phase)))
-        t = torch.where(active, t_new, t)
+        t = t_new
     else:
         raise RuntimeError(f"LIF event solver: more than {max_events} events")
-    st = torch.stack(spikes, dim=1) if spikes else torch.full((n_el, 1), math.nan, **f64)
-    counts = torch.isfinite(st).sum(dim=1)
+    st = torch.stack(spikes, dim=1)
+    fin = torch.isfinite(st)
+    counts = fin.sum(dim=1)
     k_max = max(1, int(counts.max()) if n_el else 1)
-    order = torch.argsort(torch.where(torch.isfinite(st), st.detach(), torch.full_like(st, math.inf)), dim=1,
-                          stable=True)
-    st = torch.gather(st, 1, order)[:, :k_max]
+    order = torch.argsort((~fin).to(torch.int8), dim=1, stable=True)[:, :k_max]
+    st = torch.gather(st, 1, order)
     coef_stack = tuple(None if segs[0][j] is None else torch.stack([
-        (s[j] if s[j].dim() else s[j].expand(n_el)) for s in segs]) for j in range(6))
-    return Trace(spike_times=st, counts=counts, seg_t=torch.stack(seg_t), seg_coef=coef_stack, v_max=v_max)
+        (x[j] if x[j].dim() else x[j].expand(n_el)).expand(n_el) for x in segs], dim=1) for j in range(6))
+    return Trace(spike_times=st, counts=counts, seg_t=torch.stack(seg_t, dim=1), seg_coef=coef_stack, v_max=v_max)
 
 
-def membrane(trace: Trace, times: torch.Tensor, chunk: int = 1 << 22) -> torch.Tensor:
+def membrane(trace: Trace, times: torch.Tensor, chunk: int = 1 << 21) -> torch.Tensor:
     """V (len(times), N) at the given ascending times within the run (from the segments)."""
-    seg_t = trace.seg_t.T.contiguous()                 # (N, S), ascending, +inf padded
+    seg_t = trace.seg_t                                   # (N, S), ascending, +inf padded
     n_el, n_seg = seg_t.shape
+    names = [j for j, c in enumerate(trace.seg_coef) if c is not None]
+    packed = torch.stack([trace.seg_coef[j] for j in names] + [seg_t], dim=-1)   # (N, S, P)
     out = []
     step = max(1, chunk // max(1, times.numel()))
     for lo in range(0, n_el, step):
         st = seg_t[lo:lo + step]
-        tt = times.expand(st.shape[0], -1).contiguous()
-        j = (torch.searchsorted(st, tt, right=True) - 1).clamp(0, n_seg - 1)
-        s = tt - torch.gather(st, 1, j)
-        coef = [None if c is None else torch.gather(c.T[lo:lo + step], 1, j) for c in trace.seg_coef]
-        a, b, d, e, lam, mu = coef
-        out.append(_value(s, a, b, d, e, lam, mu))
+        k = st.shape[0]
+        j = (torch.searchsorted(st, times.expand(k, -1).contiguous(), right=True) - 1).clamp(0, n_seg - 1)
+        flat = (j + n_seg * torch.arange(k)[:, None]).reshape(-1)
+        rows = packed[lo:lo + step].reshape(k * n_seg, -1).index_select(0, flat).reshape(k, times.numel(), -1)
+        coef = dict(zip(names, rows.unbind(-1)))
+        s = times - rows[..., -1]
+        a, b, e, lam = coef[0], coef[1], coef[3], coef[4]
+        v = a + b * s + e * torch.exp(-lam * s)
+        if 2 in coef:
+            v = v + coef[2] * torch.exp(-coef[5] * s)
+        out.append(v)
     return torch.cat(out, dim=0).T
