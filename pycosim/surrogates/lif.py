@@ -45,6 +45,7 @@ from . import schur
 from .physical import Param, PhysicalModel
 
 FIT_EXTENSION = 0.25  # predict() also runs this fraction of t_stop past the end (spikes just beyond it)
+V_MEM_WEIGHT = 1.0    # weight of the membrane term in the fit loss (`fit_loss`)
 
 
 def _f64(x: Any) -> torch.Tensor:
@@ -93,11 +94,11 @@ class LIFModel(PhysicalModel):
     PARAMETERS = {
         "log_c_mem_farad": Param("c_mem_farad", ("c_mem_farad",)),
         "log_r_leak_ohm": Param("r_leak_ohm", ("r_leak_ohm",)),
-        "v_th_mv": Param("v_th_volt", ("v_th_volt",), scale=1e3),
-        "v_reset_mv": Param("v_reset_volt", ("v_reset_volt",), scale=1e3),
+        "v_th_v": Param("v_th_volt", ("v_th_volt",), scale=1.0),
+        "v_reset_v": Param("v_reset_volt", ("v_reset_volt",), scale=1.0),
         "log_t_ref_s": Param("t_ref_s", ("t_ref_s",)),
         "log_comparator_delay_s": Param("comparator_delay_s", ("comparator_delay_s",)),
-        "offset_mv": Param("comparator_offset_volt", ("comparator_offset_volt",), scale=1e3),
+        "offset_v": Param("comparator_offset_volt", ("comparator_offset_volt",), scale=1.0),
         "log_r_switch_ohm": Param("r_switch_ohm", ("r_switch_ohm",)),
         "log_r_wire_ohm": Param("r_wire_ohm", ("r_wire_ohm",)),
         "log_gbw_hz": Param("opamp.gbw_hz", ("opamp.gbw_hz", "opamp.a0")),
@@ -105,9 +106,11 @@ class LIFModel(PhysicalModel):
         "tia_offset_mv": Param("opamp.offset_volt", ("opamp.offset_volt",), scale=1e3),
     }
 
-    def __init__(self, spec: LIFSpec, *, fit_extension: float = FIT_EXTENSION) -> None:
-        super().__init__(spec, fit_extension=fit_extension)
+    def __init__(self, spec: LIFSpec, *, fit_extension: float = FIT_EXTENSION,
+                 v_mem_weight: float = V_MEM_WEIGHT) -> None:
+        super().__init__(spec, fit_extension=fit_extension, v_mem_weight=v_mem_weight)
         self.fit_extension = fit_extension
+        self.v_mem_weight = v_mem_weight
         amp, vg = spec.opamp, spec.input_mode == "virtual_ground"
         macro = amp.macro_params()
 
@@ -116,11 +119,11 @@ class LIFModel(PhysicalModel):
 
         self.log_c_mem_farad = p(math.log(spec.c_mem_farad))
         self.log_r_leak_ohm = p(math.log(spec.r_leak_ohm))
-        self.v_th_mv = p(spec.v_th_volt * 1e3, fit=False)
-        self.v_reset_mv = p(spec.v_reset_volt * 1e3)
+        self.v_th_v = p(spec.v_th_volt, fit=False)
+        self.v_reset_v = p(spec.v_reset_volt)
         self.log_t_ref_s = p(math.log(spec.t_ref_s))
         self.log_comparator_delay_s = p(math.log(spec.comparator_delay_s))
-        self.offset_mv = p(spec.comparator_offset_volt * 1e3)
+        self.offset_v = p(spec.comparator_offset_volt)
         self.log_r_switch_ohm = p(math.log(spec.r_switch_ohm), fit=False)
         self.wired = spec.r_wire_ohm > 0
         self.log_r_wire_ohm = p(math.log(max(spec.r_wire_ohm, 1e-12)), fit=self.wired)
@@ -157,7 +160,7 @@ class LIFModel(PhysicalModel):
             d_off = _f64(real.offset_cmp_volt - spec.comparator_offset_volt)
             tia = _f64(real.offset_tia_volt)
         return {"c": self.log_c_mem_farad.exp() * c_ratio, "r": self.log_r_leak_ohm.exp() * r_ratio,
-                "v_fire": self.v_th_mv * 1e-3 * th_ratio + self.offset_mv * 1e-3 + d_off,
+                "v_fire": self.v_th_v * th_ratio + self.offset_v + d_off,
                 "vos_tia": self.tia_offset_mv * 1e-3 + tia}
 
     def outputs_batch(self, g_siemens: Any, t_stop_s: float, v_in_pwl: tuple[Any, Any] | None = None,
@@ -214,7 +217,7 @@ class LIFModel(PhysicalModel):
                          h=None if h is None else h.permute(0, 2, 1).reshape(batch * n, -1),
                          tau_c_s=None if tau_c is None else flat(tau_c), w0=None if w0 is None else w0.reshape(-1))
         neuron = ev.Neuron(c=per_el(nu["c"]), g=per_el(g_int), g_sw=per_el(1.0 / self.log_r_switch_ohm.exp()),
-                           v_reset=per_el(self.v_reset_mv * 1e-3), v_fire=per_el(nu["v_fire"]),
+                           v_reset=per_el(self.v_reset_v), v_fire=per_el(nu["v_fire"]),
                            delay=per_el(self.log_comparator_delay_s.exp()), t_ref=per_el(self.log_t_ref_s.exp()),
                            v0=per_el(v0))
         trace = ev.solve(drive, neuron, t_end)
@@ -279,12 +282,12 @@ class LIFModel(PhysicalModel):
     # ---- calibration -------------------------------------------------------------------------
     def fit_loss(self, preds: Sequence[Mapping[str, torch.Tensor]],
                  refs: Sequence[Mapping[str, np.ndarray]]) -> torch.Tensor:
-        """Mean squared spike-time error in units of SPICE's mean inter-spike interval, continuous
-        when a spike count changes: the surrogate's spikes (those in the extension past t_stop
-        included) pair with SPICE's in order; an extra surrogate spike costs its distance to t_stop
-        (it vanishes as it leaves the run), a SPICE spike the surrogate lacks even in the extension
-        costs its distance to the extension's end."""
-        return fit_loss(preds, refs)
+        """Spike-time term + membrane term (`fit_loss`). Spike times alone cannot tell a comparator
+        offset from a rescaled membrane ((C, R_leak, v_fire, v_reset) → (αC, R/α, v_fire/α, v_reset/α)
+        fires at the same times), so the membrane voltage away from spikes pins the volts."""
+        window = (float(self.log_comparator_delay_s.detach().exp()), float(self.log_t_ref_s.detach().exp()))
+        return fit_loss(preds, refs, v_scale=abs(self.spec.v_th_volt - self.spec.v_reset_volt),
+                        v_weight=self.v_mem_weight, window_s=window)
 
 
 def mean_isi(refs: Sequence[Mapping[str, np.ndarray]]) -> float:
@@ -297,8 +300,19 @@ def mean_isi(refs: Sequence[Mapping[str, np.ndarray]]) -> float:
     return float(max(float(np.max(r["t_s"])) for r in refs))
 
 
-def fit_loss(preds: Sequence[Mapping[str, torch.Tensor]], refs: Sequence[Mapping[str, np.ndarray]]) -> torch.Tensor:
-    """`LIFModel.fit_loss`, for any predictions with spike_times_s (and spike_times_after_stop_s)."""
+def fit_loss(preds: Sequence[Mapping[str, torch.Tensor]], refs: Sequence[Mapping[str, np.ndarray]], *,
+             v_scale: float = 1.0, v_weight: float = 0.0, window_s: tuple[float, float] = (0.0, 0.0)) -> torch.Tensor:
+    """The LIF fit loss, mean over cases of
+
+    spike times: squared spike-time error in units of SPICE's mean inter-spike interval, continuous
+    when a count changes: the surrogate's spikes (those in the extension past t_stop included,
+    "spike_times_after_stop_s") pair with SPICE's in order; an extra surrogate spike costs its
+    distance to t_stop (nothing once it leaves the run), a SPICE spike the surrogate lacks even in
+    the extension its distance to the extension's end; summed, over SPICE's spike count;
+    + v_weight · membrane: mean squared v_mem error over v_scale², on the grid points outside
+    [spike − delay − 2 grid steps, spike + t_ref + 2 grid steps] of either world's spikes
+    (window_s = (delay, t_ref)).
+    """
     isi = mean_isi(refs)
     loss = torch.zeros((), dtype=torch.float64)
     for p, r in zip(preds, refs):
@@ -322,4 +336,23 @@ def fit_loss(preds: Sequence[Mapping[str, torch.Tensor]], refs: Sequence[Mapping
         missing = torch.where(~has_s & has_r, t_end - ref, zero)
         terms = (pair ** 2 + extra ** 2 + missing ** 2).sum() / isi ** 2
         loss = loss + terms / max(1, int(has_r.sum())) / len(refs)
+        if v_weight > 0 and "v_mem_volt" in p:
+            loss = loss + v_weight * _membrane_error(p, r, v_scale, window_s) / len(refs)
     return loss
+
+
+def _membrane_error(p, r, v_scale: float, window_s: tuple[float, float]) -> torch.Tensor:
+    """Mean squared (v_mem error / v_scale) away from every spike of both worlds."""
+    t = np.asarray(r["t_s"], dtype=float)
+    step = t[1] - t[0] if t.size > 1 else 0.0
+    keep = np.ones((t.size, np.shape(r["v_mem_volt"])[1]), dtype=bool)
+    spikes = np.concatenate([np.asarray(r["spike_times_s"], dtype=float),
+                             p["spike_times_s"].detach().numpy()], axis=1)
+    lo, hi = window_s[0] + 2 * step, window_s[1] + 2 * step
+    for c in range(keep.shape[1]):
+        for s in spikes[c][np.isfinite(spikes[c])]:
+            keep[(t > s - lo) & (t < s + hi), c] = False
+    if not keep.any():
+        return torch.zeros((), dtype=torch.float64)
+    err = (p["v_mem_volt"] - torch.as_tensor(np.asarray(r["v_mem_volt"], dtype=float))) / v_scale
+    return (err[torch.as_tensor(keep)] ** 2).mean()
