@@ -650,13 +650,11 @@ def table_markdown(rows: list[PrimeRow]) -> str:
 
 def plot_prime_table(rows: list[PrimeRow], path=None, frames_used: np.ndarray | None = None):
     """Bar chart of accuracy (full T and early stop) per row; with `frames_used`, a histogram beside it."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure  # no pyplot: leaves the caller's backend (notebooks) alone
 
     n_ax = 2 if frames_used is not None else 1
-    fig, axes = plt.subplots(1, n_ax, figsize=(11 if n_ax == 2 else 8, 4.8), squeeze=False,
-                             gridspec_kw={"width_ratios": [3, 1.2][:n_ax]})
+    fig = Figure(figsize=(11 if n_ax == 2 else 8, 4.8))
+    axes = fig.subplots(1, n_ax, squeeze=False, gridspec_kw={"width_ratios": [3, 1.2][:n_ax]})
     ax = axes[0, 0]
     y = np.arange(len(rows))
     ax.barh(y - 0.2, [r.accuracy_pct for r in rows], height=0.4, label="T = 10 frames")
