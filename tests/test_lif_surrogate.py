@@ -241,3 +241,39 @@ def test_calibration_recovers_membrane_capacitance_and_comparator_offset(shifted
     assert len(fit.held_out) == 2 and equal >= 0.98 and err <= 0.01
     assert err == pytest.approx(fit.report.held_out_error["spike_times_s"]["time_error_of_interval"])
     assert before[1] > 0.05          # the design values are far off: measured 0.13 of the mean ISI
+
+
+@pytest.fixture(scope="module", params=["direct", "virtual_ground"])
+def wired_runs(request, tmp_path_factory):
+    """12 SPICE runs of 8 rows × 8 neurons, r_wire 2.5 Ω, op-amps A0 1e5 / GBW 10 MHz (in "direct"
+    mode the column has no op-amp: the spec's opamp is unused there)."""
+    spec = pc.LIFSpec(rows=8, n_neurons=8, input_mode=request.param, r_wire_ohm=2.5,
+                      opamp=pc.OpAmpSpec(a0=1e5, gbw_hz=10e6))
+    cases = [pc.Case(spec, _example(spec, 200 + s, density=0.5), pc.Nonidealities(), seed=s) for s in range(12)]
+    store = tmp_path_factory.mktemp("lif") / f"{request.param}.h5"
+    return runs_from(pc.sweep(cases, store=store, progress=False))
+
+
+@pytest.mark.slow
+def test_wires_and_finite_op_amps_calibrated_meets_the_bounds_and_the_physics_is_what_matters(wired_runs):
+    """Calibrated on 9 runs (≤ 32), checked on 3 held out: counts equal ≥ 98 %, time error ≤ 1 % of
+    the mean ISI. Measured (ngspice 46, 2 ns max step): held-out time error 2.6e-5 (direct) and
+    3.0e-5 (virtual ground) of the mean ISI after calibration, 2.3e-5 and 3.7e-5 before: the
+    uncalibrated surrogate already models wires (exact port matrix) and the op-amp pole, so what
+    is left is SPICE's trigger lag (≤ one time step) and calibration cannot do much better
+    (uncalibrated / calibrated: 0.9 and 1.2). What is measurably worse is leaving that physics
+    out: without wires and with ideal op-amps the error is 2.3× (direct) and 3.8× (virtual ground)."""
+    spec = wired_runs[0][0].spec
+    fit = pc.calibrate(spec, wired_runs, holdout=0.25, max_iter=40, progress=False)
+    held = list(fit.held_out)
+    assert len(held) == 3 and fit.report.n_train == 9
+    eq_cal, err_cal = _errors(fit.model, held)
+    eq_unc, err_unc = _errors(LIFModel(spec), held)
+    assert eq_cal >= 0.98 and err_cal <= 0.01 and err_cal <= 1e-4
+    assert eq_unc >= 0.98 and err_unc <= 1e-4
+    assert 0.5 <= err_unc / err_cal <= 2.0
+    got = fit.model.physical_parameters()
+    assert got["r_wire_ohm"] == pytest.approx(2.5, rel=0.02) and got["c_mem_farad"] == pytest.approx(1e-11, rel=0.02)
+    _, err_exact = _errors(LIFModel(spec), wired_runs)
+    _, err_plain = _errors(LIFModel(dataclasses.replace(spec, r_wire_ohm=0.0, opamp=pc.OpAmpSpec())), wired_runs)
+    assert err_plain >= 2.0 * err_exact
