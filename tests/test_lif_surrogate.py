@@ -240,7 +240,7 @@ def test_calibration_recovers_membrane_capacitance_and_comparator_offset(shifted
     equal, err = _errors(fit.model, list(fit.held_out))
     assert len(fit.held_out) == 2 and equal >= 0.98 and err <= 0.01
     assert err == pytest.approx(fit.report.held_out_error["spike_times_s"]["time_error_of_interval"])
-    assert before[1] > 0.05          # the design values are far off: measured 0.13 of the mean ISI
+    assert before[0] < 0.6 and before[1] > 0.1   # design values: measured 37.5 % counts equal, 0.25 of the ISI
 
 
 @pytest.fixture(scope="module", params=["direct", "virtual_ground"])
@@ -257,7 +257,7 @@ def wired_runs(request, tmp_path_factory):
 @pytest.mark.slow
 def test_wires_and_finite_op_amps_calibrated_meets_the_bounds_and_the_physics_is_what_matters(wired_runs):
     """Calibrated on 9 runs (≤ 32), checked on 3 held out: counts equal ≥ 98 %, time error ≤ 1 % of
-    the mean ISI. Measured (ngspice 46, 2 ns max step): held-out time error 2.6e-5 (direct) and
+    the mean ISI. Measured (ngspice 46, 2 ns max step; 16 runs, 4 held out): held-out time error 2.6e-5 (direct) and
     3.0e-5 (virtual ground) of the mean ISI after calibration, 2.3e-5 and 3.7e-5 before: the
     uncalibrated surrogate already models wires (exact port matrix) and the op-amp pole, so what
     is left is SPICE's trigger lag (≤ one time step) and calibration cannot do much better
