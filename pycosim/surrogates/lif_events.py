@@ -76,15 +76,6 @@ class Trace:
     v_max: torch.Tensor
 
 
-def _interp_at(t_break: torch.Tensor, y: torch.Tensor, idx: torch.Tensor, t: torch.Tensor):
-    """Value and slope at times t (N,) of PWL y (N, m) on segment idx (N,) of t_break."""
-    t0, t1 = t_break[idx], t_break[idx + 1]
-    y0 = torch.gather(y, 1, idx[:, None])[:, 0]
-    y1 = torch.gather(y, 1, (idx + 1)[:, None])[:, 0]
-    slope = (y1 - y0) / (t1 - t0)
-    return y0 + slope * (t - t0), slope
-
-
 def _coefficients(c, g_tot, p, q, r, mu, lam_guard=1e-9):
     """V(s) = A + B s + D e^{−μ s} + E e^{−λ s} for C V' = p + q s + r e^{−μ s} − g_tot V; returns
     (A, B, D, λ) (E follows from V(0))."""
