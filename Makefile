@@ -35,6 +35,7 @@ bench: setup
 	$(BIN)/python benchmarks/crossbar_surrogate.py
 	$(BIN)/python benchmarks/integrator_surrogate.py
 	$(BIN)/python benchmarks/sweep_scaling.py
+	$(BIN)/python benchmarks/lif_surrogate.py
 
 netlists: setup
 	$(BIN)/pycosim netlist --benches netlists

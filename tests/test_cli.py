@@ -95,8 +95,12 @@ def markdown_tables(text: str) -> list[list[dict[str, str]]]:
     return tables
 
 
+def tables_with(text: str, column: str) -> list[list[dict[str, str]]]:
+    return [t for t in markdown_tables(text) if t and column in t[0]]
+
+
 def table_with(text: str, column: str) -> list[dict[str, str]]:
-    found = [t for t in markdown_tables(text) if t and column in t[0]]
+    found = tables_with(text, column)
     assert len(found) == 1, f"expected one table with a column {column!r} in the report"
     return found[0]
 
@@ -166,18 +170,25 @@ def test_demo_writes_report_store_and_figures(tmp_path, pytestconfig):
         assert part in text
     for fig in ("ir_drop_error.png", "parity_16x16.png", "transient_16x16.png", "validation_parity.png",
                 "validation_heatmap.png", "error_vs_size.png", "integrator_oscillator.png", "diffusion_samples.png",
-                "diffusion_trajectory.png", "diffusion_classes.png"):
+                "diffusion_trajectory.png", "diffusion_classes.png", "lif_raster.png", "prime_accuracy.png",
+                "prime_slice_raster.png"):
         assert (tmp_path / "demo" / fig).stat().st_size > 5000
     with h5py.File(tmp_path / "demo" / "runs.h5", "r") as f:
-        assert len(f["runs"]) == 19 + 32 + 3 + 3 + 1  # crossbar, calibration, loops, ring SDE, class SDE
-    assert "`runs.h5`: 58 finished runs" in text and "`validation.h5`: " in text  # counted from the files
+        # crossbar, its calibration, loops, ring SDE, class SDE, LIF calibration + wired, PRIME slice digits
+        assert len(f["runs"]) == 19 + 32 + 3 + 3 + 1 + 8 + 2 + 4
+    assert "`runs.h5`: 72 finished runs" in text and "`validation.h5`: " in text  # counted from the files
     # the answer comes first: the summary table right after the intro, before any section
     assert text.index("## Does it still work once real circuits get in the way?") < text.index("## IR drop")
     summary = table_with(text, "verdict")
-    assert {row["block"] for row in summary} >= {"crossbar", "integrator"}
+    assert {row["block"] for row in summary} >= {"crossbar", "integrator", "lif"}
+    lif_rows = [row for row in summary if row["block"] == "lif"]
+    assert len(lif_rows) == 2 and all(row["verdict"].startswith("works") for row in lif_rows)
     assert any("diffusion, ring" in row["system"] and row["verdict"].startswith("works") for row in summary)
-    fitted = {row["parameter (SI)"]: row["identified?"] for row in table_with(text, "injected truth")}
+    tables = tables_with(text, "injected truth")   # the crossbar's calibration, then the LIF's
+    fitted = {row["parameter (SI)"]: row["identified?"] for row in tables[0]}
     assert fitted["opamp.a0"].startswith("not identifiable") and fitted["r_wire_ohm"] == "recovered"
+    lif_fit = {row["parameter (SI)"]: row["identified?"] for row in tables[1]}
+    assert lif_fit["c_mem_farad"] == "recovered" and lif_fit["comparator_offset_volt"] == "recovered"
     assert (tmp_path / "demo" / "crossbar_model.json").is_file()
 
 

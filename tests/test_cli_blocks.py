@@ -320,3 +320,19 @@ def test_plugin_block_sweeps_calibrates_and_validates_from_the_cli(tmp_path):
     refused = _run("--plugin", "rc_block", "validate", "rc", "--model", str(model), "--grid", str(bad),
                    "--out", str(tmp_path / "v2"))
     assert refused.returncode == 2 and "read_noise_sigma" in _one_error_line(refused.stderr)
+
+
+def test_lif_runs_through_the_generic_commands(tmp_path):
+    """The LIF block needs no command of its own: simulate (its example stimulus), store, report."""
+    store = tmp_path / "runs.h5"
+    assert main(["simulate", "lif", "--rows", "4", "--n-neurons", "3", "--t-ref-s", "5e-7", "--store", str(store)]) == 0
+    import h5py
+
+    with h5py.File(store, "r") as f:
+        (run,) = f["runs"].values()
+        counts = run["outputs/spike_count"][()]
+        assert counts.shape == (3,) and counts.sum() > 0
+        assert run["outputs/spike_times_s"].shape[0] == 3
+    assert main(["report", "--store", str(store), "-o", str(tmp_path / "runs.md")]) == 0
+    assert "| lif | 4x3 |" in (tmp_path / "runs.md").read_text()
+    assert main(["simulate", "lif", "--v-th-volt", "0.0", "--store", str(store)]) == 2   # V_th ≤ V_reset

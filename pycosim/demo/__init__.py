@@ -17,8 +17,9 @@ from ..report import Report
 from .context import DemoContext
 from .crossbar import crossbar_section
 from .integrator import integrator_section
+from .lif import lif_section
 
-__all__ = ["DemoContext", "crossbar_section", "demo_title", "describe_store", "integrator_section", "run_demo"]
+__all__ = ["DemoContext", "crossbar_section", "demo_title", "describe_store", "integrator_section", "lif_section", "run_demo"]
 
 
 def run_demo(out_dir: str | Path = "pycosim-demo", *, executor: Executor | None = None, engine: str = "shared",

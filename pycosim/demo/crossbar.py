@@ -125,7 +125,10 @@ def _spec_value(spec: Any, path: str) -> float | None:
 def identification(start: float, truth: float, fitted: float) -> str:
     """Did the fit find the injected value? "recovered", "not injected", "not identifiable from these
     reads" (the truth is well away from the start, the fit stayed there) or how far off it is."""
-    scale = max(abs(start), abs(truth), 1e-300)
+    scale = max(abs(start), abs(truth))
+    if scale == 0:  # a zero design value nobody moved (an offset, a reset level): say where the fit put it, in SI
+        return "not injected; stayed" if abs(fitted) < 1e-12 else \
+            f"not injected; moved to {fitted:+.3g} (compensates another)"
     if abs(fitted - truth) <= RECOVERED_REL * scale:
         return "recovered" if abs(truth - start) > RECOVERED_REL * scale else "not injected; stayed"
     if abs(truth - start) > INJECTED_REL * scale and abs(fitted - start) < STAYED_REL * scale:
