@@ -308,7 +308,9 @@ def _fit(spec: Any, pairs: list[tuple[Case, SimResult]], holdout: float, seed: i
             bar.set_postfix(loss=f"{float(loss.detach()):.3e}")
             return loss
 
-        loss_value = float(opt.step(closure).detach())
+        opt.step(closure)  # (returns the loss at the start of the step, not the fitted one)
+        with torch.no_grad():
+            loss_value = float(model.fit_loss([model.predict(case) for case, _ in train], refs))
         bar.total = bar.n  # L-BFGS stops when converged, usually well before max_iter
         bar.refresh()
         bar.close()

@@ -254,6 +254,7 @@ def _predictions(model, cases):
         return [{k: v.numpy() for k, v in model.predict(c).items()} for c in cases]
 
 
+@pytest.mark.slow  # ~25 s; the cached loop calibration and calibration save/load tests stay in the default suite
 def test_cached_calibration_reloads_with_identical_predictions(tmp_path, small_runs, monkeypatch):
     design = pc.CrossbarSpec(rows=4, cols=4, r_wire_ohm=1.0, opamp=pc.OpAmpSpec(a0=1e5, offset_volt=0.0))
     cache = ResultCache(tmp_path)  # the real code versions, as the demo uses them

@@ -42,6 +42,7 @@ def test_calibration_recovers_wire_resistance_and_tia_offset(recovery_runs):
     assert fit.report.n_spice_runs == 12 and fit.report.n_held_out == 3 and fit.report.wall_s > 0
 
 
+@pytest.mark.slow  # ~35 s; the demo test asserts the calibrated crossbar's held-out NRMSE (< 0.05 %) in the default suite
 def test_calibrated_surrogate_meets_half_percent_on_held_out_cases_under_nonidealities(tmp_path):
     """Truth: finite A0, offset, rails, sinh cells, wire R, variation and stuck cells, all off
     the design values the surrogate starts from; 40 SPICE cases (30 fit, 10 held out)."""

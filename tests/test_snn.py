@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -34,9 +35,10 @@ EPOCHS = 30
 
 
 @pytest.fixture(scope="module")
-def cache(tmp_path_factory):
+def cache(pytestconfig):
+    """pytest's cache folder: the three trainings are shared with the demo test and the notebook."""
     torch.set_num_threads(1)
-    return ResultCache(tmp_path_factory.mktemp("snn"))
+    return ResultCache(Path(pytestconfig.cache.mkdir("pycosim")))
 
 
 @pytest.fixture(scope="module")

@@ -88,6 +88,12 @@ def _block_section(rep: Report, ctx: DemoContext) -> None:
         f"{fit.report.n_train} SPICE runs and judged on {fit.report.n_held_out} held-out runs with the block's "
         f"event error model.")
     rep.table(["parameter (SI)", "design", "injected truth", "fitted", "identified?"], rows)
+    missed = [r[0] for r in rows if r[0] in ("c_mem_farad", "comparator_offset_volt") and r[4] != "recovered"]
+    if missed:
+        rep.text(f"On these {fit.report.n_train} runs the fit matches the spikes but does not pin {' and '.join(missed)} "
+                 "one by one: driven hard, spike times see mostly the charge to threshold, C_mem·(v_th + offset), and "
+                 "L-BFGS stops where a spike appears or vanishes mid-run (a wall in the loss). On another stimulus set "
+                 "(`tests/test_lif_surrogate.py`) both come back within 2 %.")
     rep.table(["circuit", "surrogate", "neurons with equal spike counts", "spike-time error / mean ISI"],
               [("fabricated 8×4 (held-out)", "design values (uncalibrated)", f"{100 * eq0:.1f} %", f"{100 * te0:.2f} %"),
                ("fabricated 8×4 (held-out)", "calibrated", f"{100 * eq1:.1f} %", f"{100 * te1:.4f} %"),
@@ -124,10 +130,13 @@ def _raster(spice: dict, sur: dict, title: str):
         ax.plot(ts * 1e6, np.full(ts.size, n), "o", ms=5, mfc="none", color="C0",
                 label="SPICE" if n == 0 else None)
         ax.plot(tm * 1e6, np.full(tm.size, n), "x", ms=4, color="C3", label="surrogate" if n == 0 else None)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("time (µs)")
     ax.set_ylabel("neuron")
-    ax.set_title(title, fontsize=9)
-    ax.legend(loc="upper right", fontsize=8)
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.legend(loc="lower right", bbox_to_anchor=(1.0, 1.0), ncol=2, fontsize=8, frameon=False)
     fig.tight_layout()
     return fig
 
