@@ -9,9 +9,14 @@ import pytest
 from nbclient import NotebookClient
 
 NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.ipynb"))
+# 35–55 s each at test size; their claims run in the default suite through the demo test and
+# tests/test_diffusion*.py, tests/test_networks_on_integrator.py; `-m slow` executes them too
+SLOW = {"analog_diffusion.ipynb", "neural_ode_twin.ipynb"}
+PARAMS = [pytest.param(p, id=p.name, marks=pytest.mark.slow) if p.name in SLOW else pytest.param(p, id=p.name)
+          for p in NOTEBOOKS]
 
 
-@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+@pytest.mark.parametrize("path", PARAMS)
 def test_notebook_executes_and_shows_figures(path, tmp_path, monkeypatch, pytestconfig):
     monkeypatch.setenv("PYCOSIM_NB_SIZE", "16")
     monkeypatch.setenv("PYCOSIM_CACHE", str(pytestconfig.cache.mkdir("pycosim")))  # the tests' trained models
