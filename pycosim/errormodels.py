@@ -7,7 +7,8 @@ A block's outputs are not all alike, so neither is "the error":
 - `EventErrors`: event trains whose counts may differ (spikes): fraction of units with equal
   counts, count error, and matched event-time error in s and as a fraction of the interval.
 - `DecisionErrors`: a decision (match bit, winner) and the continuous quantity behind it
-  (match-line voltage, margin): accuracy of the decision, NRMSE of the quantity.
+  (match-line voltage, margin): accuracy of the decision, NRMSE of the quantity, and optionally
+  how well the quantity ranks candidates (Spearman per row, top-1 agreement).
 - `DistributionErrors`: stochastic outputs compared as samples over repeats (independent
   draws in each world): means, stds, two-sample KS statistic and p-value.
 
@@ -115,11 +116,22 @@ class EventErrors:
 @dataclass(frozen=True)
 class DecisionErrors:
     """A decision output (bool/int, e.g. a match bit or winner) and the continuous quantity it is
-    taken from (fit on that quantity: decisions have no gradient)."""
+    taken from (fit on that quantity: decisions have no gradient).
+
+    With `ranked`, each case's quantity is a set of rows whose last axis holds candidates ranked by
+    the quantity (highest first: e.g. match-line voltages of the words, per query); the quantity
+    then also reports the ranking agreement: `rank_correlation`, the mean over rows of the
+    Spearman correlation of the two worlds' values (average ranks for ties; rows constant in the
+    reference are skipped), and `top1_agreement`, the fraction of rows whose predicted best
+    candidate is the reference's best within `rank_tol` (in the quantity's unit: near-ties of the
+    reference count as agreement).
+    """
 
     decision: str
     quantity: str
     fit_outputs: tuple[str, ...] = ()
+    ranked: bool = False
+    rank_tol: float = 0.0
     kind: str = "decision"
 
     @property
@@ -129,11 +141,50 @@ class DecisionErrors:
     def errors(self, preds: Sequence[Outputs], refs: Sequence[Outputs]) -> dict[str, dict[str, float]]:
         got, ref = _flat(preds, self.decision), _flat(refs, self.decision)
         q_got, q_ref = _flat(preds, self.quantity), _flat(refs, self.quantity)
-        return {self.decision: {"accuracy": float(np.mean(got == ref)), "n_disagree": float(np.sum(got != ref))},
-                self.quantity: {"nrmse": nrmse(q_got, q_ref), "max_abs": float(np.max(np.abs(q_got - q_ref)))}}
+        out = {self.decision: {"accuracy": float(np.mean(got == ref)), "n_disagree": float(np.sum(got != ref))},
+               self.quantity: {"nrmse": nrmse(q_got, q_ref), "max_abs": float(np.max(np.abs(q_got - q_ref)))}}
+        if self.ranked:
+            out[self.quantity].update(ranking_agreement(preds, refs, self.quantity, self.rank_tol))
+        return out
 
     def headline(self) -> str:
         return f"accuracy_{self.decision}"
+
+
+def average_ranks(x: np.ndarray) -> np.ndarray:
+    """Ranks along the last axis (0 = smallest), ties sharing their average rank."""
+    x = np.asarray(x, dtype=float)
+    flat = x.reshape(-1, x.shape[-1])
+    out = np.empty_like(flat)
+    for i, row in enumerate(flat):
+        order = np.argsort(row, kind="stable")
+        srt = row[order]
+        new = np.r_[True, srt[1:] != srt[:-1]]
+        starts = np.nonzero(new)[0]
+        ends = np.r_[starts[1:], row.size]
+        out[i, order] = ((starts + ends - 1) / 2.0)[np.cumsum(new) - 1]
+    return out.reshape(x.shape)
+
+
+def ranking_agreement(preds: Sequence[Outputs], refs: Sequence[Outputs], key: str, tol: float = 0.0
+                      ) -> dict[str, float]:
+    """Ranking of the candidates on the last axis of `key`, row by row over every case: mean Spearman
+    correlation (rows constant in the reference skipped; NaN if every row is) and the fraction of rows
+    whose predicted best (largest) candidate is within `tol` of the reference's best."""
+    rho, top = [], []
+    for p, r in zip(preds, refs):
+        a = np.asarray(p[key], dtype=float)
+        b = np.asarray(r[key], dtype=float)
+        a, b = a.reshape(-1, a.shape[-1]), b.reshape(-1, b.shape[-1])
+        ra, rb = average_ranks(a), average_ranks(b)
+        for i in range(b.shape[0]):
+            top.append(bool(b[i, np.argmax(a[i])] >= np.max(b[i]) - tol))
+            da, db = ra[i] - ra[i].mean(), rb[i] - rb[i].mean()
+            den = math.sqrt(float(np.sum(da * da) * np.sum(db * db)))
+            if np.sum(db * db) > 0:
+                rho.append(float(np.sum(da * db)) / den if den > 0 else 0.0)
+    return {"rank_correlation": float(np.mean(rho)) if rho else math.nan,
+            "top1_agreement": float(np.mean(top)) if top else math.nan}
 
 
 @dataclass(frozen=True)
