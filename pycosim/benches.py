@@ -122,6 +122,41 @@ def lif_benches() -> dict[str, Deck]:
             "lif_8x4_direct_wire.cir": _lif_direct_wire(), "lif_8x4_opamp.cir": _lif_opamp()}
 
 
+def _tcam_array() -> Deck:
+    """16 words x 32 bits, nmos access, device caps: the block's example (4 queries, query k at distance k
+    from word k)."""
+    from .blocks.tcam import TCAMSpec, example
+
+    spec = TCAMSpec()
+    return prepare(spec, example(spec, 0)).decks[0]
+
+
+def _tcam_single_word() -> Deck:
+    """One word of 32 bits, nmos access, no device caps: queries at distance 0, 1 and 4 (the known answer:
+    C_ML dV/dt = -sum of the triode branch currents)."""
+    from .blocks.tcam import TCAMSearch, TCAMSpec, query_near, random_words
+
+    spec = TCAMSpec(words=1, device_caps=False)
+    word = random_words(1, 32, seed=5)
+    queries = np.array([query_near(word[0], k, seed=k) for k in (0, 1, 4)])
+    return prepare(spec, TCAMSearch(stored=word, queries=queries)).decks[0]
+
+
+def _tcam_switch() -> Deck:
+    """8 words x 16 bits with ideal-switch access (R_on = the NMOS's small-V_ds on-resistance) and 5 Ohm
+    wire segments along each match line: every match line decays with C_ML / sum(1/(R + R_on))."""
+    from .blocks.tcam import TCAMSpec, example
+
+    spec = TCAMSpec(words=8, bits=16, access="switch", r_wire_ohm=5.0)
+    return prepare(spec, example(spec, 1)).decks[0]
+
+
+def tcam_benches() -> dict[str, Deck]:
+    """The TCAM block's benches (its `Block.benches`)."""
+    return {"tcam_16x32.cir": _tcam_array(), "tcam_single_word.cir": _tcam_single_word(),
+            "tcam_8x16_switch_wire.cir": _tcam_switch()}
+
+
 def crossbar_benches() -> dict[str, Deck]:
     """The crossbar block's benches (its `Block.benches`)."""
     return {"crossbar_8x8.cir": _crossbar_dc(), "crossbar_8x8_tran.cir": _crossbar_tran()}
