@@ -21,6 +21,7 @@ _PUBLIC: dict[str, tuple[str, ...]] = {  # submodule -> the public names it defi
     "blocks.crossbar": ("CrossbarRead", "CrossbarSpec", "CrossbarTransient"),
     "blocks.integrator": ("IntegratorRun", "IntegratorSpec"),
     "blocks.lif": ("LIFRun", "LIFSpec"),
+    "blocks.tcam": ("TCAMSearch", "TCAMSpec"),
     "cache": ("ResultCache",),
     "blocks.opamp": ("OpAmpSpec",),
     "errors": ("ConvergenceError", "NetlistError", "PycosimError", "SingularMatrixError", "SpecError", "SpiceError",

@@ -33,9 +33,9 @@ def query_near(word: np.ndarray, distance: int, seed: int = 0, x_fraction: float
 
 
 def example(spec: TCAMSpec, seed: int = 0, n_queries: int = 4, n_points: int = 201) -> TCAMSearch:
-    """The block's example search: random words (10 % X) and `n_queries` queries, query k at distance
-    min(k, …) from word k mod words (query 0 matches word 0), 5 % of its other bits masked. At the
-    default 16×32 it runs in SPICE in about a second."""
+    """The block's example search: random words (one bit in ten X) and `n_queries` queries, query k at
+    distance k from word k mod words (query 0 matches word 0) with one in twenty of its other bits masked.
+    At the default 16x32 it runs in SPICE in about a second."""
     stored = random_words(spec.words, spec.bits, seed, x_fraction=0.1)
     queries = []
     for k in range(n_queries):
