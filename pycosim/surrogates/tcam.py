@@ -54,11 +54,12 @@ from ..blocks.tcam.spec import TCAMSearch, TCAMSpec, branch_gates, branch_states
 from ..nonideal import Nonidealities
 from .physical import Param, PhysicalModel
 
-N_CHEB = 8             # Chebyshev terms of each branch's G(V)
-N_STEPS = (16, 8)      # RK4 steps from t_search to t_sense, and from t_sense to the end of conduction
-N_GAUSS = 12           # Gauss–Legendre nodes of t_half
+N_CHEB = 6             # Chebyshev terms of each branch's G(V)
+N_STEPS = (12, 6)      # RK4 steps from t_search to t_sense, and from t_sense to the end of conduction
+N_GAUSS = 8            # Gauss–Legendre nodes of t_half
 TRACE_WEIGHT = 1.0     # weight of the v_ml trace (inside the search window) in the fit loss
 DECISION_WEIGHT = 1.0  # weight of the decision term (sense threshold vs SPICE's decisions)
+ENERGY_WEIGHT = 1.0    # weight of the energy per search (it separates C_ML from the resistances)
 _TINY = 1e-30
 
 
@@ -77,14 +78,22 @@ def _cheb_matrix(k: int) -> tuple[np.ndarray, np.ndarray]:
     return s, m
 
 
-def _clenshaw(coef: torch.Tensor, s: torch.Tensor) -> torch.Tensor:
-    """Σ_k coef[k] T_k(s); coef (K, ...) broadcast with s (...)."""
-    b1 = torch.zeros_like(s)
-    b2 = torch.zeros_like(s)
-    two_s = 2.0 * s
-    for k in range(coef.shape[0] - 1, 0, -1):
-        b1, b2 = coef[k] + two_s * b1 - b2, b1
-    return coef[0] + s * b1 - b2
+def _monomial_matrix(k: int, v_pre: float) -> np.ndarray:
+    """(K, K) matrix taking Chebyshev coefficients in s = 2V/V_pre − 1 to coefficients of V^j (rows j)."""
+    s_of_v = np.polynomial.Polynomial([-1.0, 2.0 / v_pre])
+    m = np.zeros((k, k))
+    for j in range(k):
+        c = np.polynomial.Chebyshev.basis(j).convert(kind=np.polynomial.Polynomial)(s_of_v).coef
+        m[:c.size, j] = c
+    return m
+
+
+def _horner(coef: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Σ_j coef[j] v^j; coef (K, ...) broadcast with v (...)."""
+    p = coef[-1] + torch.zeros_like(v)
+    for j in range(coef.shape[0] - 2, -1, -1):
+        p = torch.addcmul(coef[j], p, v)
+    return p
 
 
 def _hermite_weights(t: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -93,7 +102,8 @@ def _hermite_weights(t: np.ndarray, nodes: np.ndarray) -> tuple[np.ndarray, np.n
     n = np.clip(np.searchsorted(nodes, t, side="right") - 1, 0, nodes.size - 2)
     h = nodes[n + 1] - nodes[n]
     th = np.clip((t - nodes[n]) / h, 0.0, 1.0)
-    w = np.stack([2 * th ** 3 - 3 * th ** 2 + 1, th ** 3 - 2 * th ** 2 + th, -2 * th ** 3 + 3 * th ** 2, th ** 3 - th ** 2])
+    w = np.stack([2 * th ** 3 - 3 * th ** 2 + 1, th ** 3 - 2 * th ** 2 + th, -2 * th ** 3 + 3 * th ** 2,
+                  th ** 3 - th ** 2])
     return n, h, w
 
 
@@ -117,11 +127,12 @@ class TCAMModel(PhysicalModel):
 
     def __init__(self, spec: TCAMSpec, *, n_cheb: int = N_CHEB, n_steps: tuple[int, int] = N_STEPS,
                  n_gauss: int = N_GAUSS, trace_weight: float = TRACE_WEIGHT,
-                 decision_weight: float = DECISION_WEIGHT) -> None:
+                 decision_weight: float = DECISION_WEIGHT, energy_weight: float = ENERGY_WEIGHT) -> None:
         super().__init__(spec, n_cheb=n_cheb, n_steps=tuple(n_steps), n_gauss=n_gauss, trace_weight=trace_weight,
-                         decision_weight=decision_weight)
+                         decision_weight=decision_weight, energy_weight=energy_weight)
         self.n_cheb, self.n_steps, self.n_gauss = int(n_cheb), (int(n_steps[0]), int(n_steps[1])), int(n_gauss)
         self.trace_weight, self.decision_weight = float(trace_weight), float(decision_weight)
+        self.energy_weight = float(energy_weight)
         caps = spec.caps
 
         def p(value: float, fit: bool) -> nn.Parameter:
@@ -257,26 +268,22 @@ class TCAMModel(PhysicalModel):
         offset = cv["offset"].expand(words) if offset_volt is None else _f64(offset_volt)
         v_pre = spec.v_pre_volt
 
-        # branch G(V) in Chebyshev coefficients, summed over the conducting branches by one matmul
-        s_nodes, to_coef = _cheb_matrix(self.n_cheb)
-        v_nodes = torch.as_tensor(0.5 * v_pre * (1.0 + s_nodes))
-        g_nodes = self.branch_conductance(g[..., None], v_nodes, cv)          # (words, bits, 2, K)
-        coef = g_nodes @ torch.as_tensor(to_coef)                             # (words, bits, 2, K)
-        coef = coef.reshape(words, 2 * bits, self.n_cheb).permute(1, 0, 2).reshape(2 * bits, words * self.n_cheb)
-        a = (gates @ coef).reshape(n_q, words, self.n_cheb).permute(2, 0, 1)  # (K, n_q, words)
-        if self.wired:
-            a = a * self._ladder_factor(g, gates, cv)[None]
+        a = self._sum_coefficients(g, gates, cv)                              # (K, n_q, words)
 
         n_on = gates.sum(1)                                                   # (n_q,)
         n_off = 2 * bits - n_on
         c_eff = c_ml[None, :] + cv["c_dev"] + n_off[:, None] * cv["c_x"]      # (n_q, words)
 
-        def rate(u: torch.Tensor) -> torch.Tensor:                            # du/dt = −ΣG(V)/C_eff
-            s = (2.0 / v_pre) * torch.exp(u) - 1.0
-            return -_clenshaw(a, s) / c_eff
+        rate_coef = a / (-c_eff)                                              # du/dt = −ΣG(V)/C_eff, in V^j
 
-        t0, t2 = self._conduction_window(cv)
-        t1 = spec.t_sense_s
+        def rate(u: torch.Tensor) -> torch.Tensor:
+            return _horner(rate_coef, torch.exp(u))
+
+        # the ODE is autonomous: solved on the detached window, and each output at time t after the start
+        # carries the window's gradient as −(∂t_on)·du/dt (value zero: u − δ·f with δ = t_on − t_on.detach())
+        t_on, t_off = self._conduction_window(cv)
+        t0, t1, t2 = float(t_on.detach()), spec.t_sense_s, float(t_off.detach())
+        d_on, d_off = t_on - t0, t_off - t2
         nodes = np.unique(np.concatenate([np.linspace(t0, t1, self.n_steps[0] + 1),
                                           np.linspace(t1, t2, self.n_steps[1] + 1)]))
         u = torch.full((n_q, words), math.log(v_pre), dtype=torch.float64)
@@ -291,17 +298,18 @@ class TCAMModel(PhysicalModel):
             u = u + (h / 6.0) * (k1 + 2 * k2 + 2 * k3 + k4)
             us.append(u)
         i_sense = int(np.argmin(np.abs(nodes - t1)))
-        v_ml = torch.exp(us[i_sense])
-        v_fall = torch.exp(us[-1])
+        v_ml = torch.exp(us[i_sense] - d_on * fs[i_sense])
+        fs.append(rate(us[-1]))
+        v_fall = torch.exp(us[-1] + (d_off - d_on) * fs[-1])
         out = {"v_ml_volt": v_ml, "match": v_ml > spec.v_sense_volt + offset[None, :]}
 
         if t_half:
             x, w = np.polynomial.legendre.leggauss(self.n_gauss)
             lo, hi = math.log(0.5 * v_pre), math.log(v_pre)
             uu = torch.as_tensor(0.5 * (hi - lo) * x + 0.5 * (hi + lo))[:, None, None]
-            inv = 1.0 / _clenshaw(a[:, None], (2.0 / v_pre) * torch.exp(uu) - 1.0)   # (n_gauss, n_q, words)
-            th = c_eff * 0.5 * (hi - lo) * (torch.as_tensor(w)[:, None, None] * inv).sum(0)
-            th = th + (t0 - spec.t_search_s)
+            inv = -1.0 / rate(uu)                                             # C_eff/ΣG, (n_gauss, n_q, words)
+            th = 0.5 * (hi - lo) * (torch.as_tensor(w)[:, None, None] * inv).sum(0)
+            th = th + (t_on - spec.t_search_s)
             out["t_half_s"] = torch.where(th <= spec.t_sl_fall_s - spec.t_search_s, th, torch.full_like(th, math.inf))
 
         # charge sharing after the search lines fall: ON internal nodes (≈ 0 V, kicked by the overlap cap)
@@ -310,7 +318,6 @@ class TCAMModel(PhysicalModel):
         c_all = c_ml + cv["c_dev"] + 2 * bits * c_x                           # (words,)
         lrs_f = lrs.reshape(words, 2 * bits).to(torch.float64)
         n_on_l = gates @ lrs_f.T                                              # (n_q, words) ON LRS branches
-        n_on_h = n_on[:, None] - n_on_l
         kick = c_ov * v_off
         q_kept = (c_eff * v_fall)                                             # ML + OFF internal nodes
         v_end_l = (q_kept - n_on_l * kick) / (c_eff + n_on_l * c_x)
@@ -323,26 +330,59 @@ class TCAMModel(PhysicalModel):
         if n_points is not None:
             t = np.linspace(0.0, spec.t_cycle_s, int(n_points))
             out["t_s"] = torch.as_tensor(t)
-            out["v_ml_trace_volt"] = self._trace(t, nodes, us, fs, rate, v_end, v_end_l, c_all, cv, n_on_h, n_q,
-                                                 words)
+            out["v_ml_trace_volt"] = self._trace(t, nodes, us, fs, d_on, v_end, v_end_l, c_all, cv, n_q, words)
         return out
 
-    def _conduction_window(self, cv) -> tuple[float, float]:
-        """(t_on, t_off) from cycle start: the search lines act as a step at t_on and stop conducting at
-        t_off, s. NMOS: conduction starts as the gate passes V_to, once the saturated device has drained
-        its internal node (C_x·V_pre in τ = (6 C_x V_pre t_edge²/(β V_SL²))^(1/3), ¾τ on average); the
-        switch (conductance linear in the gate) drains it in √(π t_edge C_x/(2 G_on)) on average. Both
-        stop at the middle of their conducting part of the fall."""
-        spec, e = self.spec, self.spec.t_edge_s
-        c_x = float(cv["c_x"])
+    def _sum_coefficients(self, g: torch.Tensor, gates: torch.Tensor, cv) -> torch.Tensor:
+        """(K, n_q, words) coefficients of V^j of Σ over each (query, word)'s conducting branches of G_b(V):
+        every branch interpolated at the K Chebyshev nodes of [0, V_pre] (and its Chebyshev series written
+        in powers of V), summed by one matmul of the gate mask gates (n_q, bits·2) with the
+        (bits·2, words·K) branch coefficients."""
+        words, bits = g.shape[0], g.shape[1]
+        s_nodes, to_coef = _cheb_matrix(self.n_cheb)
+        v_nodes = torch.as_tensor(0.5 * self.spec.v_pre_volt * (1.0 + s_nodes))
+        g_nodes = self.branch_conductance(g[..., None], v_nodes, cv)          # (words, bits, 2, K)
+        coef = g_nodes @ torch.as_tensor(to_coef)                             # (words, bits, 2, K) Chebyshev
+        coef = coef @ torch.as_tensor(_monomial_matrix(self.n_cheb, self.spec.v_pre_volt).T)
+        coef = coef.reshape(words, 2 * bits, self.n_cheb).permute(1, 0, 2).reshape(2 * bits, words * self.n_cheb)
+        a = (gates @ coef).reshape(gates.shape[0], words, self.n_cheb).permute(2, 0, 1)
+        if self.wired:
+            a = a * self._ladder_factor(g, gates, cv)[None]
+        return a
+
+    def total_current(self, g_siemens: Any, queries: Any, v_volt: Any) -> torch.Tensor:
+        """(n_q, words) Σ over the conducting branches of I_b(V) at match-line voltage v_volt (scalar or
+        (n_q, words), within [0, V_pre]) by the fast path (what the match-line ODE integrates), A."""
+        g = _f64(g_siemens)
+        q = ternary("TCAMModel", "queries", queries, width=g.shape[1])
+        gates = torch.as_tensor(branch_gates(q).reshape(q.shape[0], -1), dtype=torch.float64)
+        v = _f64(v_volt)
+        a = self._sum_coefficients(g, gates, self.circuit_values())
+        return v * _horner(a, v + torch.zeros_like(a[0]))
+
+    def conduction_window(self) -> tuple[float, float]:
+        """(t_on, t_off) from cycle start: when the search lines' branches start and stop conducting, s
+        (the search edge and fall as steps; see `_conduction_window`)."""
+        with torch.no_grad():
+            t_on, t_off = self._conduction_window(self.circuit_values())
+        return float(t_on), float(t_off)
+
+    def _conduction_window(self, cv) -> tuple[torch.Tensor, torch.Tensor]:
+        """(t_on, t_off) from cycle start (tensors, differentiable in the parameters): the search lines act
+        as a step at t_on and stop conducting at t_off, s. NMOS: conduction starts as the gate passes V_to,
+        once the saturated device has drained its internal node (C_x·V_pre in
+        τ = (6 C_x V_pre t_edge²/(β V_SL²))^(1/3), ¾τ on average); the switch (conductance linear in the
+        gate) drains it in √(π t_edge C_x/(2 G_on)) on average. Both stop at the middle of the conducting
+        part of their fall."""
+        spec, e, v_sl = self.spec, self.spec.t_edge_s, self.spec.v_sl_volt
+        c_x = cv["c_x"]
         if spec.access == "nmos":
-            vt, beta = float(spec.v_sl_volt - cv["v_ov"]), float(cv["beta"])
-            v_ov = spec.v_sl_volt - vt
-            tau = (6 * c_x * spec.v_pre_volt * e * e / (beta * spec.v_sl_volt ** 2)) ** (1 / 3)
-            t_on = spec.t_eval_s + e * vt / spec.v_sl_volt + 0.75 * min(tau, e * v_ov / spec.v_sl_volt)
-            return t_on, spec.t_sl_fall_s + 0.5 * e * v_ov / spec.v_sl_volt
-        t_on = spec.t_eval_s + math.sqrt(math.pi * e * c_x / (2 * float(cv["g_on"])))
-        return t_on, spec.t_sl_fall_s + 0.5 * e
+            v_ov, beta = cv["v_ov"], cv["beta"]
+            tau = (6 * c_x * spec.v_pre_volt * e * e / (beta * v_sl ** 2) + 1e-300) ** (1 / 3)
+            t_on = spec.t_eval_s + e * (v_sl - v_ov) / v_sl + 0.75 * torch.minimum(tau, e * v_ov / v_sl)
+            return t_on, spec.t_sl_fall_s + 0.5 * e * v_ov / v_sl
+        t_on = spec.t_eval_s + torch.sqrt(math.pi * e * c_x / (2 * cv["g_on"]))
+        return t_on, torch.tensor(spec.t_sl_fall_s + 0.5 * e, dtype=torch.float64)
 
     def _device_switch_volts(self, cv) -> tuple[torch.Tensor, torch.Tensor]:
         """(V_on, V_off): the search-line voltage at which an ON branch's internal node is drained during
@@ -370,36 +410,43 @@ class TCAMModel(PhysicalModel):
         y_in = y / (1.0 + r * y)
         return y_in / per.sum(-1).clamp_min(1e-300)
 
-    def _trace(self, t, nodes, us, fs, rate, v_end, v_end_l, c_all, cv, n_on_h, n_q, words) -> torch.Tensor:
+    def _trace(self, t, nodes, us, fs, d_on, v_end, v_end_l, c_all, cv, n_q, words) -> torch.Tensor:
         """(n_q, len(t), words) V_ML on the cycle times t: precharge (from the previous cycle's end), the
-        search (Hermite in ln V between the RK4 nodes), the charge sharing after the fall."""
+        search (cubic Hermite in ln V between the RK4 nodes, as one matmul), the charge sharing after the fall."""
         spec = self.spec
         v_pre = spec.v_pre_volt
-        fs = fs + [rate(us[-1])]
-        u_all, f_all = torch.stack(us), torch.stack(fs)                       # (N+1, n_q, words)
+        u_all, f_all = torch.stack(us, 1), torch.stack(fs, 1)                 # (n_q, N+1, words)
         t_start, t_end = nodes[0], nodes[-1]
-        out = torch.empty(n_q, t.size, words, dtype=torch.float64)
-        pre = t < t_start
-        mid = (t >= t_start) & (t <= t_end)
-        post = t > t_end
-        # precharge of cycle k from the end of cycle k−1 (cycle 0 starts at V_pre): switch conductance
+        pre, post = t < t_start, t > t_end
+        mid = ~pre & ~post
+        # precharge of cycle k from the end of cycle k−1 (cycle 0 starts at V_pre): the switch conductance
         # ramps over the edge e, so ∫g dt = t²/(2e)/R_pre, then (t − e/2)/R_pre
         e = min(spec.t_edge_s, 0.5 * spec.t_pre_s)
         tp = t[pre]
         integral = np.where(tp < e, tp ** 2 / (2 * e), tp - 0.5 * e) / spec.r_pre_ohm
         decay = torch.exp(-torch.as_tensor(integral)[None, :, None] / c_all[None, None, :])   # (1, n_pre, words)
-        start = torch.cat([torch.full((1, words), v_pre, dtype=torch.float64), v_end[:-1]], 0)  # (n_q, words)
-        out[:, pre] = v_pre - (v_pre - start[:, None, :]) * decay
-        n, h, w = _hermite_weights(t[mid], nodes)
-        hh = torch.as_tensor(h)[:, None, None]
-        ww = torch.as_tensor(w)[..., None, None]
-        u_mid = ww[0] * u_all[n] + ww[1] * hh * f_all[n] + ww[2] * u_all[n + 1] + ww[3] * hh * f_all[n + 1]
-        out[:, mid] = torch.exp(u_mid).permute(1, 0, 2)
         tau_h = cv["c_x"] * cv["r_hrs"]
-        dt = torch.as_tensor(t[post] - t_end)[None, :, None]
-        relax = torch.exp(-dt / tau_h.clamp_min(1e-300)) if float(cv["c_x"]) > 0 else torch.zeros_like(dt)
-        out[:, post] = v_end[:, None, :] + (v_end_l - v_end)[:, None, :] * relax
-        return out
+
+        def shared(dt: torch.Tensor) -> torch.Tensor:                       # after the fall: e^(−dt/τ_H)
+            return torch.exp(-dt / tau_h.clamp_min(1e-300)) if float(cv["c_x"].detach()) > 0 else torch.zeros_like(dt)
+
+        v_cycle_end = v_end + (v_end_l - v_end) * shared(torch.tensor(spec.t_cycle_s - t_end, dtype=torch.float64))
+        start = torch.cat([torch.full((1, words), v_pre, dtype=torch.float64), v_cycle_end[:-1]], 0)  # (n_q, words)
+        parts = [v_pre - (v_pre - start[:, None, :]) * decay]
+        n, h, w = _hermite_weights(t[mid], nodes)
+        wu = np.zeros((n.size, nodes.size))
+        wf = np.zeros((n.size, nodes.size))
+        rows = np.arange(n.size)
+        wu[rows, n], wu[rows, n + 1] = w[0], w[2]
+        wf[rows, n], wf[rows, n + 1] = w[1] * h, w[3] * h
+        w_lin = np.zeros((n.size, nodes.size))                                # f between the nodes, linear
+        th = np.clip((t[mid] - nodes[n]) / h, 0.0, 1.0)
+        w_lin[rows, n], w_lin[rows, n + 1] = 1 - th, th
+        u_mid = torch.as_tensor(wu) @ u_all + torch.as_tensor(wf) @ f_all
+        parts.append(torch.exp(u_mid - d_on * (torch.as_tensor(w_lin) @ f_all)))
+        relax = shared(torch.as_tensor(t[post] - t_end)[None, :, None])
+        parts.append(v_end[:, None, :] + (v_end_l - v_end)[:, None, :] * relax)
+        return torch.cat(parts, 1)
 
     # ---- the same face as the circuit world ----------------------------------------------------
     def outputs(self, search: TCAMSearch, nonideal: Nonidealities | None = None, seed: int = 0, *,
@@ -452,9 +499,13 @@ class TCAMModel(PhysicalModel):
     def fit_loss(self, preds: Sequence[Mapping[str, torch.Tensor]],
                  refs: Sequence[Mapping[str, np.ndarray]]) -> torch.Tensor:
         """Mean over cases of: mean squared v_ml error over V_pre² + trace_weight · the same on the
-        v_ml trace inside the search (t_search to the fall) + decision_weight · squared distance (over
-        V_pre²) by which the surrogate's threshold v_sense + offset lies on the wrong side of SPICE's
-        own v_ml for SPICE's decision (this term alone sees the offset: v_ml does not depend on it)."""
+        v_ml trace inside the search (t_search to the fall) + energy_weight · mean squared energy error
+        relative to SPICE's mean energy per search + decision_weight · squared distance (over V_pre²) by
+        which the surrogate's threshold v_sense + offset lies on the wrong side of SPICE's own v_ml for
+        SPICE's decision (this term alone sees the offset: v_ml does not depend on it).
+
+        Voltages alone see only the time constants (R_lrs + R_on)·C and (R_hrs + R_on)·C: R_lrs, R_hrs and
+        C_ML trade off along one direction. The energy, V_pre·C·ΔV, measures the capacitance itself."""
         spec = self.spec
         thr = spec.v_sense_volt + self.offset_mv * 1e-3
         loss = torch.zeros((), dtype=torch.float64)
@@ -466,6 +517,9 @@ class TCAMModel(PhysicalModel):
                 keep = torch.as_tensor((t >= spec.t_search_s) & (t <= spec.t_sl_fall_s))
                 err = (p["v_ml_trace_volt"] - _f64(r["v_ml_trace_volt"]))[:, keep] / spec.v_pre_volt
                 term = term + self.trace_weight * torch.mean(err ** 2)
+            if self.energy_weight > 0 and "energy_joule" in r and "energy_joule" in p:
+                e_ref = _f64(r["energy_joule"])
+                term = term + self.energy_weight * torch.mean(((p["energy_joule"] - e_ref) / e_ref.abs().mean()) ** 2)
             if self.decision_weight > 0 and "match" in r:
                 sign = torch.as_tensor(np.where(np.asarray(r["match"], dtype=bool), 1.0, -1.0))
                 thr_w = p.get("v_threshold_volt", thr)
