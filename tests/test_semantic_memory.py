@@ -294,3 +294,20 @@ def test_bad_input(digits):
         point_clouds(2, 10, seed=0, classes=("sphere", "dodecahedron"))
     with pytest.raises(SpecError, match="n_points"):
         point_clouds(2, 0, seed=0)
+
+
+def test_network_reads_the_calibrated_tcam_model(digits):
+    """`ModelTCAM(model=...)` runs a (fitted) TCAMModel moved to each array's size: a model whose C_ML is
+    15 % above the design reads every distance ≈ 15 % lower (the readout converts with the nominal
+    C_ML), with the same best words."""
+    from pycosim.surrogates.tcam import TCAMModel
+
+    st = digits["ternary"]
+    stored, q = st.memory.stored[0], st.test.features[0][:50]
+    fitted = TCAMModel(TCAMSpec())
+    fitted.set_physical_parameters({"c_ml_farad": 1.15e-12})
+    nominal, slow = ModelTCAM()(stored, q), ModelTCAM(model=fitted)(stored, q)
+    assert np.array_equal(nominal.distance.argmin(1), slow.distance.argmin(1))
+    far = nominal.distance > 20
+    ratio = np.median(slow.distance[far] / nominal.distance[far])
+    assert 0.80 < ratio < 0.92, ratio
