@@ -104,7 +104,8 @@ def cone(rng: np.random.Generator, n: int) -> np.ndarray:
         phi = 2 * math.pi * rng.random(m)
         return np.stack([s * r * np.cos(phi), s * r * np.sin(phi), z_base + h * (1 - s)], axis=1)
 
-    return _parts(rng, n, [(math.pi * r * math.hypot(r, h), lateral), (math.pi * r * r, lambda m: _disc(rng, m, r, z_base))])
+    return _parts(rng, n, [(math.pi * r * math.hypot(r, h), lateral),
+                           (math.pi * r * r, lambda m: _disc(rng, m, r, z_base))])
 
 
 def torus(rng: np.random.Generator, n: int) -> np.ndarray:

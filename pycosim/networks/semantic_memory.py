@@ -100,7 +100,8 @@ TASKS = ("digits", "points")
 WEIGHTS = ("ternary", "full")
 SEED_BUDGET_SAVED = {"digits": 0.481, "points": 0.159}   # seed: MNIST 48.1 %, ModelNet 15.9 %
 SEED_ENERGY_SAVED = {"digits": 0.776, "points": 0.933}   # seed: energy reduced 77.6 %, 93.3 %
-TASK_TITLES = {"digits": "8×8 digits, MLP 64-128-128-128-10", "points": "3-D primitives, PointNet-style 3-32-64-128 | 64-8"}
+TASK_TITLES = {"digits": "8×8 digits, MLP 64-128-128-128-10",
+               "points": "3-D primitives, PointNet-style 3-32-64-128 | 64-8"}
 
 
 # ---- spec ----------------------------------------------------------------------------------------
@@ -948,7 +949,8 @@ def default_conditions(seed: int = 0) -> list[Condition]:
         Condition(f"sense offset σ {off * 1e3:.0f} mV", tcam_nonideal=Nonidealities(opamp_offset_sigma_volt=off)),
         Condition(f"IR drop, r_wire {r_w:g} Ω (CIM)", CIMEffects(r_wire_ohm=r_w, seed=seed)),
         Condition(f"read noise {noise:.0%} per read (CIM)", CIMEffects(read_noise_sigma=noise, seed=seed)),
-        Condition("all of the above", CIMEffects(variation_sigma=var, r_wire_ohm=r_w, read_noise_sigma=noise, seed=seed),
+        Condition("all of the above",
+                  CIMEffects(variation_sigma=var, r_wire_ohm=r_w, read_noise_sigma=noise, seed=seed),
                   Nonidealities(variation_sigma=var, opamp_offset_sigma_volt=off), c_ml_spread_sigma=cml),
     ]
 
@@ -1031,7 +1033,8 @@ def table_markdown(rows: Sequence[SemanticRow]) -> str:
     tasks = sorted({r.task for r in rows})
     seed = "; ".join(f"{t}: budget −{100 * SEED_BUDGET_SAVED[t]:.1f} %, energy −{100 * SEED_ENERGY_SAVED[t]:.1f} %"
                      for t in tasks)
-    out.append(f"\nSeed (ResNet on MNIST, PointNet++ on ModelNet, 40 nm macro) — {seed}; accuracy on par with software.")
+    out.append(f"\nSeed (ResNet on MNIST, PointNet++ on ModelNet, 40 nm macro) — {seed}; "
+               "accuracy on par with software.")
     return "\n".join(out)
 
 
