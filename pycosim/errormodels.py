@@ -122,9 +122,11 @@ class DecisionErrors:
     the quantity (highest first: e.g. match-line voltages of the words, per query); the quantity
     then also reports the ranking agreement: `rank_correlation`, the mean over rows of the
     Spearman correlation of the two worlds' values (average ranks for ties; rows constant in the
-    reference are skipped), and `top1_agreement`, the fraction of rows whose predicted best
-    candidate is the reference's best within `rank_tol` (in the quantity's unit: near-ties of the
-    reference count as agreement).
+    reference are skipped); `pair_agreement`, the fraction of candidate pairs that the reference
+    orders by more than `rank_tol` (in the quantity's unit) and the prediction orders the same way
+    (Spearman also counts the order of near-ties, e.g. of fully discharged match lines); and
+    `top1_agreement`, the fraction of rows whose predicted best candidate is the reference's best
+    within `rank_tol` (near-ties of the reference count as agreement).
     """
 
     decision: str
@@ -169,9 +171,10 @@ def average_ranks(x: np.ndarray) -> np.ndarray:
 def ranking_agreement(preds: Sequence[Outputs], refs: Sequence[Outputs], key: str, tol: float = 0.0
                       ) -> dict[str, float]:
     """Ranking of the candidates on the last axis of `key`, row by row over every case: mean Spearman
-    correlation (rows constant in the reference skipped; NaN if every row is) and the fraction of rows
-    whose predicted best (largest) candidate is within `tol` of the reference's best."""
-    rho, top = [], []
+    correlation (rows constant in the reference skipped; NaN if every row is), the fraction of the
+    pairs the reference orders by more than `tol` that the prediction orders alike, and the fraction
+    of rows whose predicted best (largest) candidate is within `tol` of the reference's best."""
+    rho, top, n_pairs, n_same = [], [], 0, 0
     for p, r in zip(preds, refs):
         a = np.asarray(p[key], dtype=float)
         b = np.asarray(r[key], dtype=float)
@@ -179,11 +182,16 @@ def ranking_agreement(preds: Sequence[Outputs], refs: Sequence[Outputs], key: st
         ra, rb = average_ranks(a), average_ranks(b)
         for i in range(b.shape[0]):
             top.append(bool(b[i, np.argmax(a[i])] >= np.max(b[i]) - tol))
+            db_pair = b[i][:, None] - b[i][None, :]
+            apart = db_pair > tol
+            n_pairs += int(apart.sum())
+            n_same += int(np.sum(apart & (a[i][:, None] > a[i][None, :])))
             da, db = ra[i] - ra[i].mean(), rb[i] - rb[i].mean()
             den = math.sqrt(float(np.sum(da * da) * np.sum(db * db)))
             if np.sum(db * db) > 0:
                 rho.append(float(np.sum(da * db)) / den if den > 0 else 0.0)
     return {"rank_correlation": float(np.mean(rho)) if rho else math.nan,
+            "pair_agreement": n_same / n_pairs if n_pairs else math.nan,
             "top1_agreement": float(np.mean(top)) if top else math.nan}
 
 

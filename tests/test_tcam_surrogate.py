@@ -6,7 +6,7 @@ equals an independent quadrature of C·dV/ΣI(V) with the textbook triode root; 
 branches (Chebyshev coefficients summed by one matmul) equals the per-branch sum under variation and
 stuck cells, and so does the whole search against a per-branch ODE; every output is differentiable
 in the conductances (gradcheck) and the parameters (finite differences); a scipy Radau integration
-of the full circuit (every internal node, the edges, the precharge; slow) checks the quasi-static
+of the full circuit (every internal node, the edges, the precharge) checks the quasi-static
 treatment of the device capacitances and the energy account.
 
 Against SPICE (pc.sweep, cached per module): held-out random arrays and queries, NMOS access with
@@ -328,11 +328,10 @@ def _full_circuit(spec: TCAMSpec, search: TCAMSearch, real) -> dict[str, np.ndar
             "v_ml_trace_volt": np.stack([at(k + grid)[:, :words] for k in k0])}
 
 
-@pytest.mark.slow
 def test_quasi_static_device_capacitances_and_energy_match_the_full_circuit_ode():
-    """3 words × 6 bits × 3 queries, NMOS, device caps, variation 5 % (≈ 7 s of Radau): v_ml within
-    1e-4 of V_pre (measured 4e-5 on 4 × 8 × 4), energy per search within 0.1 % (measured 0.02 %),
-    the trace within 0.2 % of V_pre (measured 0.06 %, in the precharge)."""
+    """3 words × 6 bits × 3 queries, NMOS, device caps, variation 5 % (≈ 3 s of Radau): v_ml within
+    1e-4 of V_pre (measured 3.9e-5), energy per search within 0.1 % (measured 0.005 %), the trace
+    within 0.2 % of V_pre (measured 0.018 %, in the precharge)."""
     spec = TCAMSpec(words=3, bits=6)
     search = _search(spec, 11, 3, x_stored=0.2, x_query=0.2, max_distance=3, n_points=51)
     real = realize_tcam(spec, search, pc.Nonidealities(variation_sigma=0.05), seed=3)

