@@ -36,6 +36,7 @@ bench: setup
 	$(BIN)/python benchmarks/integrator_surrogate.py
 	$(BIN)/python benchmarks/sweep_scaling.py
 	$(BIN)/python benchmarks/lif_surrogate.py
+	$(BIN)/python benchmarks/tcam_surrogate.py
 
 netlists: setup
 	$(BIN)/pycosim netlist --benches netlists
