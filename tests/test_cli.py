@@ -171,16 +171,17 @@ def test_demo_writes_report_store_and_figures(tmp_path, pytestconfig):
     for fig in ("ir_drop_error.png", "parity_16x16.png", "transient_16x16.png", "validation_parity.png",
                 "validation_heatmap.png", "error_vs_size.png", "integrator_oscillator.png", "diffusion_samples.png",
                 "diffusion_trajectory.png", "diffusion_classes.png", "lif_raster.png", "prime_accuracy.png",
-                "prime_slice_raster.png"):
+                "prime_slice_raster.png", "tcam_search.png", "semantic_memory.png"):
         assert (tmp_path / "demo" / fig).stat().st_size > 5000
     with h5py.File(tmp_path / "demo" / "runs.h5", "r") as f:
-        # crossbar, its calibration, loops, ring SDE, class SDE, LIF calibration + wired, PRIME slice digits
-        assert len(f["runs"]) == 19 + 32 + 3 + 3 + 1 + 8 + 2 + 4
-    assert "`runs.h5`: 72 finished runs" in text and "`validation.h5`: " in text  # counted from the files
+        # crossbar, its calibration, loops, ring SDE, class SDE, LIF calibration + wired, PRIME slice digits,
+        # TCAM calibration + distance ladder
+        assert len(f["runs"]) == 19 + 32 + 3 + 3 + 1 + 8 + 2 + 4 + 8 + 1
+    assert "`runs.h5`: 81 finished runs" in text and "`validation.h5`: " in text  # counted from the files
     # the answer comes first: the summary table right after the intro, before any section
     assert text.index("## Does it still work once real circuits get in the way?") < text.index("## IR drop")
     summary = table_with(text, "verdict")
-    assert {row["block"] for row in summary} >= {"crossbar", "integrator", "lif"}
+    assert {row["block"] for row in summary} >= {"crossbar", "integrator", "lif", "tcam"}
     lif_rows = [row for row in summary if row["block"] == "lif"]
     assert len(lif_rows) == 2 and all(row["verdict"].startswith("works") for row in lif_rows)
     assert any("diffusion, ring" in row["system"] and row["verdict"].startswith("works") for row in summary)
@@ -193,6 +194,26 @@ def test_demo_writes_report_store_and_figures(tmp_path, pytestconfig):
     assert {"c_mem_farad", "comparator_offset_volt", "t_ref_s"} <= set(lif_fit)
     assert all(row["identified?"] for row in lif_fit.values())
     assert (tmp_path / "demo" / "crossbar_model.json").is_file()
+    # TCAM: the fabricated LRS +20 % and C_ML +15 % come back, the calibrated surrogate meets the bars
+    # held out (decisions equal away from the threshold, V_ML within 1 % of V_pre) and the design values do not;
+    # the semantic-memory network runs on the calibrated surrogate, early exit within 1 point at >= 25 % saved
+    tcam_rows = [row for row in summary if row["block"] == "tcam"]
+    assert len(tcam_rows) == 2 and all(row["verdict"].startswith("works") for row in tcam_rows)
+    tcam_fit = {row["parameter (SI)"]: row["identified?"] for row in tables[2]}
+    assert tcam_fit["r_lrs_ohm"] == "recovered" and tcam_fit["c_ml_farad"] == "recovered"
+    held = {(row["circuit"], row["surrogate"]): row for row in table_with(text, "all decisions equal")}
+    for circuit in ("fabricated 16×32, held-out", "distance ladder (never fitted)"):
+        cal, unc = held[(circuit, "calibrated")], held[(circuit, "design values (uncalibrated)")]
+        n_eq, n = cal["decisions equal (\\|V_ML − V_th\\| > 2 % of V_pre)"].split("/")
+        assert n_eq == n and int(n) > 0
+        err, err0 = (float(row["max \\|ΔV_ML\\| / V_pre"].rstrip(" %")) for row in (cal, unc))
+        assert err <= 1.0 and err0 > 10 * err, (circuit, err, err0)  # measured 0.02 % and 9.8 %
+    digits, points = tables_with(text, "exits (% per block, classifier)")
+    assert len(points) == len(digits) == 9
+    semantic = {row["network"]: row for row in digits}
+    sur = semantic["(c) ternary on ideal arrays, TCAM surrogate"]
+    assert abs(float(sur["dynamic"].rstrip(" %")) - float(sur["static"].rstrip(" %"))) <= 1.0
+    assert float(sur["budget saved"].rstrip(" %")) >= 25.0   # measured 68 % (digits)
 
 
 def test_calibrate_validate_and_report_commands(tmp_path):

@@ -18,8 +18,10 @@ from .context import DemoContext
 from .crossbar import crossbar_section
 from .integrator import integrator_section
 from .lif import lif_section
+from .tcam import tcam_section
 
-__all__ = ["DemoContext", "crossbar_section", "demo_title", "describe_store", "integrator_section", "lif_section", "run_demo"]
+__all__ = ["DemoContext", "crossbar_section", "demo_title", "describe_store", "integrator_section", "lif_section",
+           "run_demo", "tcam_section"]
 
 
 def run_demo(out_dir: str | Path = "pycosim-demo", *, executor: Executor | None = None, engine: str = "shared",

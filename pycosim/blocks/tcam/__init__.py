@@ -39,5 +39,5 @@ register(Block(
              "g_stuck_off_siemens", "drift_nu", "drift_time_s", "opamp_offset_sigma_volt"),
     shape_fields=("words", "bits"), benches=_benches,
     size_label=lambda spec: f"{spec.words}x{spec.bits}",
-    demo=None,
+    demo="pycosim.demo:tcam_section",
     description="2T2R ternary CAM: precharged match lines, sense amplifier latched at t_sense"))
