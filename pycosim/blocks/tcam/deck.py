@@ -23,9 +23,12 @@ t_sl_fall_s; the latch tracks the comparator from k·T and holds from t_sense_s 
 a trailing precharge at n·T + t_pre_s. The transient starts from `.ic` (match lines, wire nodes and
 every cell's internal nodes at v_pre_volt) with `uic`, time steps never above spec.max_step_s.
 
-Solver: KLU (`Deck.solver`, the default). Measured on this machine (ngspice 46, one core), the
-16×32 example search of 8 queries, nmos access: KLU 1.0 s, Sparse 1.5 s of ngspice wall time
-(`benchmarks`-style timing, median of 3, see tests/test_tcam_spice.py); KLU is kept.
+Solver: KLU (`Deck.solver`, the project default), kept because it is never slower here. Measured with
+ngspice 46 on the shared 2-core host: the 16x32 search of 8 queries in tests/test_tcam_spice.py takes
+1.65 s with KLU and 1.63 s with Sparse (median of 3, ngspice through the shared engine); a 64x64 search
+of 2 queries 7.05 s (KLU) and 7.28 s (Sparse) of analysis time, of which factor + solve take 0.43 s and
+0.62 s: loading the devices (4.2 s, 8192 MOSFETs and 16384 capacitors) and the truncation-error control
+(1.5 s) dominate, not the linear solver. A 64x64 search of 100 queries took 448 s (4.5 s per query).
 """
 
 from __future__ import annotations
