@@ -13,12 +13,13 @@ c_overlap) (their internal nodes follow the match line); an ON branch's internal
 transistor.
 
 Measured on this machine (ngspice 46, KLU, a 2-core host shared with other jobs; ngspice wall time through
-the shared engine): one word × 32 bits, 4 queries 0.3 s; the 16 × 32 search of 8 queries below 1.6-1.8 s
-(KLU and Sparse alike: device loading dominates); a 64 × 64 search of 100 queries 448 s, 4.5 s per query
-(the benchmark's SPICE side; `test_64x64_search_of_100_queries`, marked slow: 439 s in its last run). Errors measured: V_ML(t_sense)
-within 0.06 % of the triode reference (t_half within 0.02 %); switch access within 0.19 % of
-V_pre·exp(−t·ΣG/C); device capacitances at C_ML = 100 fF slow t_half by +9.1 to +9.4 % with the spec's
-default caps (C_eff predicts +9.0 %) and by +20.2 to +20.6 % with 0.6 fF per OFF branch (predicted +20.2 %).
+the shared engine): one word × 32 bits, 4 queries 0.3 s; the 16 × 32 search of 8 queries 1.6-1.8 s (KLU
+and Sparse alike: device loading dominates); a 64 × 64 search of 100 queries 439-448 s, 4.5 s per query
+(the benchmark's SPICE side: `test_64x64_search_of_100_queries`, marked slow).
+Errors measured: V_ML(t_sense) within 0.06 % of the triode reference (t_half within 0.02 %); switch access
+within 0.19 % of V_pre·exp(−t·ΣG/C); device capacitances at C_ML = 100 fF slow t_half by +9.1 to +9.4 %
+with the spec's default caps (C_eff predicts +9.0 %) and by +20.2 to +20.6 % with 0.6 fF per OFF branch
+(predicted +20.2 %).
 """
 
 from __future__ import annotations
