@@ -433,3 +433,35 @@ def test_calibration_on_24_searches_recovers_lrs_and_c_ml_and_meets_the_bounds_h
     if "rank_correlation" in errs["v_ml_volt"]:
         assert errs["v_ml_volt"]["rank_correlation"] >= 0.99
     assert errs["v_ml_volt"]["max_abs"] == pytest.approx(fit.report.held_out_error["v_ml_volt"]["max_abs"])
+
+
+@pytest.mark.parametrize("r_wire_ohm, measured", [(20.0, 2.8e-4), (200.0, 1.7e-3)])
+def test_match_line_wires_through_the_ladder_factor_meet_the_bounds(r_wire_ohm, measured):
+    """8 × 32, 6 queries at 0–8 mismatches, wire segments of 20 Ω and 200 Ω (0.64 and 6.4 kΩ along a match
+    line): the ladder factor (branch conductances at V_pre/2 through the wire ladder) keeps v_ml within
+    the bound (measured 2.8e-4 and 1.7e-3 of V_pre, decisions all equal); a surrogate that leaves the
+    wires out is off by 3.5 % and 26 % of V_pre."""
+    spec = TCAMSpec(words=8, bits=32, r_wire_ohm=r_wire_ohm)
+    search = _search(spec, 3, 6, x_stored=0.1, x_query=0.1, max_distance=8)
+    ni = pc.Nonidealities(variation_sigma=0.05)
+    pairs = [(pc.Case(spec, search, ni, seed=1), pc.simulate(spec, search, ni, seed=1))]
+    got = _check(TCAMModel(spec), pairs)
+    assert got["equal_away"] == 1.0 and got["dv"] <= 0.01 and got["dv"] <= 3 * measured
+    bare = _check(TCAMModel(dataclasses.replace(spec, r_wire_ohm=0.0)), pairs)
+    assert bare["dv"] >= 10 * got["dv"]
+
+
+def test_device_capacitances_at_a_100_ff_match_line_meet_the_bound_and_leaving_them_out_does_not():
+    """C_ML = 100 fF (the internal nodes add ~8 %, the match-line devices 1 %), t_sense 0.75 ns after the
+    edge, 8 × 32, 6 queries: decisions all equal, v_ml within 1 % of V_pre (measured 0.30 %; at this size
+    the HRS internal nodes, τ = (c_j + c_ov)·R_hrs = 0.25 ns, no longer follow the match line
+    quasi-statically: t_half is off by up to 4 %, the energy by 0.3 %); the same surrogate without device
+    capacitances is off by 3.5 % of V_pre and 19 % in energy."""
+    spec = TCAMSpec(words=8, bits=32, c_ml_farad=0.1e-12, t_sense_s=3.25e-9, t_cycle_s=5e-9, max_step_s=0.01e-9)
+    search = _search(spec, 5, 6, x_stored=0.1, x_query=0.1, max_distance=4)
+    ni = pc.Nonidealities(variation_sigma=0.05)
+    pairs = [(pc.Case(spec, search, ni, seed=1), pc.simulate(spec, search, ni, seed=1))]
+    got = _check(TCAMModel(spec), pairs)
+    assert got["equal_away"] == 1.0 and got["dv"] <= 0.01 and got["de"] <= 0.01
+    bare = _check(TCAMModel(dataclasses.replace(spec, device_caps=False)), pairs)
+    assert bare["dv"] >= 5 * got["dv"] and bare["de"] >= 10 * got["de"]
