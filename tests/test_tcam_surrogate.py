@@ -199,7 +199,8 @@ def test_gradients_in_the_conductances_pass_gradcheck():
     stored = np.array([[0, 1, 1], [1, -1, 0]])
     model = TCAMModel(spec)
     lrs = branch_states(stored)
-    g0 = torch.as_tensor(np.where(lrs, 1 / spec.r_lrs_ohm, 1 / spec.r_hrs_ohm) * (1 + 0.1 * np.arange(12).reshape(2, 3, 2) / 12))
+    spread = 1 + 0.1 * np.arange(12).reshape(2, 3, 2) / 12
+    g0 = torch.as_tensor(np.where(lrs, 1 / spec.r_lrs_ohm, 1 / spec.r_hrs_ohm) * spread)
     scale = g0.detach().clone()
     z = torch.ones_like(g0, requires_grad=True)
 

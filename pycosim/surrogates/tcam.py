@@ -7,24 +7,24 @@ Physics (circuits/tcam.lib, blocks/tcam/deck.py), per query q and word w:
   g (V − x) = β (V_ov x − x²/2), so I = g (V − x) with x = 2gV / (A + g + √((A + g)² − 2βgV)),
   A = β V_ov (saturated above V = V_ov + I_sat/g: I = β V_ov²/2). Switch: I = V g G_on/(g + G_on).
   Every branch is handled as its conductance G_b(V) = I_b(V)/V, smooth and nearly constant in V.
-- Fast sum over branches. G_b(V) is expanded per branch in K Chebyshev polynomials of V on
-  [0, V_pre]; the coefficients of Σ over the conducting branches of (q, w) come from ONE matmul
-  of the queries' gate mask (n_q, bits·2) with the branch coefficients (bits·2, words·K). Exact
-  per branch up to the expansion (measured ≤ 1e-9 relative at K = 8, tests/test_tcam_surrogate.py),
-  with variation, stuck cells and drift alike.
-- Match line. C_eff dV/dt = −Σ_on I_b(V) from V(t_search) = V_pre, where the search lines act as
-  a step at the middle of their edge (t_search_s; exact for the switch, ≈ 1 ps early for the
-  NMOS) and stop conducting at the middle of their fall. C_eff = C_ML + c_ml_device + Σ over OFF
-  branches (c_junction + c_overlap): their internal nodes follow the match line through their
-  memristor (quasi-statically); an ON branch's internal node is held near ground by its access
-  device and its charge drains there, not through the match line. Solved in u = ln V, where the
-  right-hand side −ΣG(V)/C_eff is nearly constant, with fixed-step RK4 (nodes at t_sense and at
-  the end of conduction), cubic Hermite between the nodes for the trace; t_half from
-  t(V) = C_eff ∫ du / ΣG by Gauss–Legendre.
+- Fast sum over branches. G_b(V) is interpolated per branch at K Chebyshev nodes of [0, V_pre]
+  (written as a polynomial in V); the coefficients of the sum over the conducting branches of
+  every (q, w) come from ONE matmul of the queries' gate mask (n_q, bits·2) with the branch
+  coefficients (bits·2, words·K). Exact per branch up to the interpolation (measured ≤ 4e-10
+  relative at K = 6 with 10 % variation and stuck cells, tests/test_tcam_surrogate.py).
+- Match line. C_eff dV/dt = −Σ_on I_b(V) from V = V_pre at t_on; the search lines act as a step at
+  t_on (the gate passing V_to and the device draining its internal node: `_conduction_window`)
+  and stop conducting in their fall. C_eff = C_ML + c_ml_device + Σ over OFF branches
+  (c_junction + c_overlap): their internal nodes follow the match line through their memristor
+  (quasi-statically); an ON branch's internal node is held near ground by its access device and
+  its charge drains there, not through the match line. Solved in u = ln V, where the right-hand
+  side −ΣG(V)/C_eff is nearly constant, with fixed-step RK4 (12 steps to t_sense, 6 to the fall;
+  Horner in V), cubic Hermite between the nodes for the trace; t_half from t(V) = C_eff ∫ du/ΣG
+  by Gauss–Legendre.
 - After the search lines fall the ON branches' internal nodes (at ≈ 0 V, kicked down by the
-  overlap capacitance as the device turns off at V_off) share charge with the match line
-  (LRS at once, HRS with τ = (c_j + c_ov)·R_hrs); the next cycle's precharge (switch conductance
-  ramping over the edge, R_pre) restores every node to V_pre.
+  overlap capacitance as the device lets go at V_off) share charge with the match line (LRS at
+  once, HRS with τ = (c_j + c_ov)·R_hrs); the next cycle's precharge (switch conductance ramping
+  over the edge, R_pre) restores every node to V_pre.
 - Sense: match = V(t_sense) > v_sense + offset (per word: the realization's offsets).
 - Energy per search [t_pre, T + t_pre]: the precharge supply restores the charge the match line
   and its internal nodes lost, V_pre·C_all·(V_pre − V_end) (V_end after the charge sharing,
@@ -34,11 +34,16 @@ Physics (circuits/tcam.lib, blocks/tcam/deck.py), per query q and word w:
   0.1 % of SPICE's energy per search at 64 × 64, device caps on).
 - Wires (r_wire_ohm > 0): the branches' small-signal conductances through the match-line ladder,
   as a factor on ΣG per (q, w) (evaluated once at V_pre/2).
+- Limits: the internal nodes of OFF HRS branches follow the match line with τ = (c_j + c_ov)·R_hrs
+  (0.25 ns by default); at C_ML = 100 fF, where the discharge is that fast, v_ml is still within
+  0.3 % of V_pre but t_half is off by up to 4 %. Every figure: tests/test_tcam_surrogate.py.
 
 Parameters (SI, by spec path): r_lrs_ohm, r_hrs_ohm, c_ml_farad, sense_offset_volt are fitted by
 default; nmos_kp_a_per_v2, nmos_vto_volt, c_junction_farad, c_overlap_farad, c_ml_device_farad
 and r_wire_ohm are kept at the spec's values (with the memristor states they are degenerate:
 a match line sees R_lrs + R_on) and may be fitted by name (`pc.calibrate(..., fit=[...])`).
+The fit loss (`fit_loss`) adds the energy per search to v_ml: the voltages alone see only the time
+constants (R + R_on)·C and cannot tell C_ML from the resistances.
 """
 
 from __future__ import annotations
@@ -281,7 +286,7 @@ class TCAMModel(PhysicalModel):
             return _horner(rate_coef, torch.exp(u))
 
         # the ODE is autonomous: solved on the detached window, and each output at time t after the start
-        # carries the window's gradient as −(∂t_on)·du/dt (value zero: u − δ·f with δ = t_on − t_on.detach())
+        # carries the window's gradient as −(∂t_on)·du/dt (zero in value: u − δ·f, δ = t_on − t_on.detach())
         t_on, t_off = self._conduction_window(cv)
         t0, t1, t2 = float(t_on.detach()), spec.t_sense_s, float(t_off.detach())
         d_on, d_off = t_on - t0, t_off - t2
@@ -404,14 +409,13 @@ class TCAMModel(PhysicalModel):
             v_on = vto + 0.75 * v_sl * torch.minimum(tau, e * v_ov / v_sl) / e
             v_off = vto + torch.minimum(gamma * torch.sqrt(2 * v_sl * c_x / (beta * e) + 1e-300), v_ov)
             return v_on, v_off
-        v = gamma * v_sl * torch.sqrt(2 * cv["c_x"] / (cv["g_on"] * e) + 1e-300)
-        return torch.minimum(v, torch.tensor(v_sl, dtype=torch.float64)), torch.minimum(
-            v, torch.tensor(v_sl, dtype=torch.float64))
+        v = torch.clamp(gamma * v_sl * torch.sqrt(2 * cv["c_x"] / (cv["g_on"] * e) + 1e-300), max=v_sl)
+        return v, v
 
     def _ladder_factor(self, g: torch.Tensor, gates: torch.Tensor, cv) -> torch.Tensor:
         """(n_q, words) Y_in/ΣG of each match line's wire ladder (sense end at bit 0, one segment per
         cell), with every conducting branch at its G(V_pre/2)."""
-        words, bits = g.shape[0], g.shape[1]
+        bits = g.shape[1]
         r = self.log_r_wire_ohm.exp()
         gb = self.branch_conductance(g, torch.tensor(0.5 * self.spec.v_pre_volt, dtype=torch.float64), cv)
         per = (gates.reshape(-1, bits, 2)[:, None] * gb[None]).sum(-1)       # (n_q, words, bits)
