@@ -383,18 +383,22 @@ def random_runs(tmp_path_factory):
 
 def test_uncalibrated_surrogate_matches_spice_on_random_arrays(random_runs):
     """Decisions 100 % equal away from the threshold, v_ml within 1 % of V_pre. Measured (ngspice 46,
-    0.1 ns max step): 384 decisions all equal; v_ml within 6e-5 of V_pre; t_half within 0.1 % (SPICE's
-    linear interpolation between time points); energy per search within 0.04 %; the trace within
-    0.2 % of V_pre (0.09 % inside the search window)."""
+    0.1 ns max step): 384 decisions all equal (all away from the threshold); v_ml within 8.7e-5 of V_pre;
+    t_half within 0.45 % (the fastest discharges, ~0.3 ns: SPICE's linear interpolation between its
+    time points and the edge as a step); energy per search within 0.03 %; the trace within 0.3 % of
+    V_pre (0.25 % inside the search window, at the search edge); ranking: every word pair SPICE orders
+    by more than 5 mV ordered alike, Spearman 0.9999."""
     model = TCAMModel(random_runs[0][0].spec)
     got = _check(model, random_runs)
     mism = np.concatenate([r.outputs["mismatches"].ravel() for _, r in random_runs])
     assert set(range(7)) <= set(mism.tolist())
     assert got["n_away"] >= 350 and got["equal_away"] == 1.0
     assert got["dv"] <= 0.01
-    assert got["dv"] <= 5e-4 and got["dth"] <= 5e-3 and got["de"] <= 2e-3 and got["dtrace"] <= 5e-3
-    errs = model.errors([model.predict(c) for c, _ in random_runs], [r.outputs for _, r in random_runs])
-    assert errs["match"]["accuracy"] >= got["equal"] - 1e-12
+    assert got["dv"] <= 5e-4 and got["dth"] <= 1e-2 and got["de"] <= 2e-3 and got["dtrace"] <= 1e-2
+    errs = prediction_errors(model, random_runs)
+    assert errs["match"]["accuracy"] == got["equal"] == 1.0
+    if "pair_agreement" in errs["v_ml_volt"]:
+        assert errs["v_ml_volt"]["pair_agreement"] == 1.0
 
 
 @pytest.fixture(scope="module")
