@@ -52,13 +52,20 @@ def tcam_section(rep: Report, ctx: DemoContext) -> None:
 
 
 def ladder_search(spec: TCAMSpec, seed: int = 0, n_points: int = 281) -> TCAMSearch:
-    """(words,) words at Hamming distance 2k (capped at the width) from a random base word, searched by
-    the base word and by one at distance 1 from it: every distance 0…bits−1 appears, for the
-    discharge-versus-distance figure."""
-    base = random_words(1, spec.bits, seed)[0]
-    stored = np.array([query_near(base, min(2 * k, spec.bits), seed=seed + 1 + k) for k in range(spec.words)])
-    queries = np.array([base, query_near(base, 1, seed=seed + 100)])
-    return TCAMSearch(stored=stored, queries=queries, n_points=n_points)
+    """A distance ladder: word k differs from a random base word in the first 2k bits (capped at the
+    width) of a seeded random order; the queries are the base word and the base word with the last bit
+    of that order flipped, so query 0 sees the distances 0, 2, 4, … and query 1 the odd ones."""
+    rng = np.random.default_rng(seed)
+    base = rng.integers(0, 2, spec.bits).astype(np.int8)
+    order = rng.permutation(spec.bits)
+
+    def flipped(positions: np.ndarray) -> np.ndarray:
+        word = base.copy()
+        word[positions] = 1 - word[positions]
+        return word
+
+    stored = np.array([flipped(order[:min(2 * k, spec.bits - 1)]) for k in range(spec.words)])
+    return TCAMSearch(stored=stored, queries=np.array([base, flipped(order[-1:])]), n_points=n_points)
 
 
 def calibration_search(spec: TCAMSpec, seed: int, n_queries: int = N_QUERIES, max_distance: int = 6,
