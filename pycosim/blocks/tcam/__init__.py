@@ -33,7 +33,7 @@ register(Block(
     name="tcam", spec_type=TCAMSpec, stimulus_types=(TCAMSearch,),
     prepare=prepare, observe=observe, realize=realize_tcam, example=example,
     surrogate="pycosim.surrogates.tcam:TCAMModel",
-    errors=DecisionErrors(decision="match", quantity="v_ml_volt", fit_outputs=("v_ml_volt",), ranked=True,
+    errors=DecisionErrors(decision="match", quantity="v_ml_volt", fit_outputs=("v_ml_volt", "match"), ranked=True,
                           rank_tol=5e-3),
     honours=("variation_sigma", "stuck_on_fraction", "stuck_off_fraction", "g_stuck_on_siemens",
              "g_stuck_off_siemens", "drift_nu", "drift_time_s", "opamp_offset_sigma_volt"),
