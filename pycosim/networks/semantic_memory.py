@@ -93,6 +93,7 @@ from torch import nn
 
 from ..blocks.tcam.spec import X, TCAMSearch, TCAMSpec, ternary
 from ..errors import SpecError
+from ..threads import one_torch_thread
 from ..units import check_choice, check_range
 from .pointclouds import CLASS_NAMES, point_clouds
 
@@ -412,7 +413,15 @@ def train_dynamic(spec: DynamicNetSpec = DynamicNetSpec(), *, data: Split | None
     """Adam (cosine decay) on cross-entropy of the classifier plus `exit_weight` × the exit blocks'
     prototype cross-entropies; epochs default 60 (digits, ~4 s on one core) or 50 (points, ~11 s).
     weight_noise: relative cell variation drawn afresh for every batch (variation-aware training;
-    default 0 for digits, 0.1 for points). Seeded."""
+    default 0 for digits, 0.1 for points). Seeded, and always on one torch thread (`one_torch_thread`:
+    the same network whatever the caller's thread count)."""
+    with one_torch_thread():
+        return _train_dynamic(spec, data=data, seed=seed, epochs=epochs, batch_size=batch_size, lr=lr,
+                              exit_weight=exit_weight, weight_noise=weight_noise)
+
+
+def _train_dynamic(spec: DynamicNetSpec, *, data: Split | None, seed: int, epochs: int | None, batch_size: int,
+                   lr: float, exit_weight: float, weight_noise: float | None) -> Training:
     if weight_noise is None:
         weight_noise = 0.0 if spec.task == "digits" else 0.1
     check_range("train_dynamic", "weight_noise", weight_noise, 0.0, 1.0)
@@ -692,7 +701,7 @@ class HammingTCAM:
 @dataclass(frozen=True)
 class ModelTCAM:
     """The TCAM run by its calibrated surrogate (`pycosim.surrogates.tcam.TCAMModel`; `model`: a fitted
-    one, moved to each array's words × bits with `for_spec`; None: the nominal model of `spec`). The
+    one, whose physical parameters are carried to each array's words × bits; None: the nominal model of `spec`). The
     realization (LRS/HRS variation and stuck cells of `nonideal`, C_ML spread of `spec`, sense offsets:
     spec.sense_offset_volt + `nonideal.opamp_offset_sigma_volt`) is drawn by `realize_tcam` from `seed`.
 
@@ -716,7 +725,11 @@ class ModelTCAM:
         s, q = check_search(stored, queries)
         spec = dataclasses.replace(self.spec, words=s.shape[0], bits=s.shape[1])
         ni = Nonidealities() if self.nonideal is None else self.nonideal
-        model = TCAMModel(spec) if self.model is None else self.model.for_spec(spec)
+        model = TCAMModel(spec)
+        if self.model is not None:   # the chip's fitted values on this array's size (not `for_spec`: a model
+            # fitted to runs describes the runs' circuit, and `for_spec` to the design spec would drop them)
+            mine = model.physical_parameters()
+            model.set_physical_parameters({k: v for k, v in self.model.physical_parameters().items() if v != mine[k]})
         search = TCAMSearch(stored=s, queries=q, n_points=2)
         real = realize_tcam(spec, search, ni, self.seed)
         with torch.no_grad():
