@@ -14,9 +14,8 @@ energy saved, ideal and nonideal (on digits, and on 3-D primitives).
 from __future__ import annotations
 
 import time
-from contextlib import contextmanager
 from dataclasses import replace
-from typing import Any, Iterator, Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
@@ -29,6 +28,7 @@ from ..report import Report
 from ..store import load_result
 from ..surrogates import surrogate
 from ..sweep import Case, sweep
+from ..threads import one_torch_thread
 from .context import DemoContext
 from .crossbar import identification
 
@@ -232,44 +232,17 @@ def _search_figure(ladder: Case, spice: dict, model: Any, nominal: Any):
     return fig, numbers
 
 
-@contextmanager
-def one_torch_thread() -> Iterator[None]:
-    """Run the block with one torch thread, then restore the caller's count. Training the semantic-memory
-    networks with two threads instead of one gives other networks (float sums in another order; measured
-    on digits: 97.5 % static, 96.4 % dynamic instead of 96.4 % and 96.7 %), and the trainings are cached
-    without the thread count: one thread is what the tests train with, and the fastest for these batches."""
-    import torch
-
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(n)
-
-
-def chip_model(design: TCAMSpec, fit: Any) -> Any:
-    """The calibrated surrogate as the network's TCAM: a model of the *design* spec carrying the fitted
-    values (`calibrate` returns a model that describes the runs' circuit, and `TCAMModel.for_spec` keeps
-    a fitted value only while its spec field is unchanged, so the network's `ModelTCAM`, which resizes
-    the design spec to its arrays, would otherwise fall back to the design values)."""
-    model = surrogate(design)
-    model.set_physical_parameters({name: fitted for name, _nominal, _start, fitted in fit.report.parameters})
-    return model
-
-
 def _network_section(rep: Report, ctx: DemoContext, fit: Any) -> None:
     from ..networks.semantic_memory import (TASK_TITLES, DynamicNetSpec, plot_semantic_table, semantic_table, setup,
                                             table_markdown)
 
     cache = ResultCache(ctx.cache_folder)
     design = TCAMSpec()
-    chip = chip_model(design, fit)
     rows, nominal = [], None
-    with one_torch_thread():   # the tests' trainings (a training's result depends on torch's thread count)
+    with one_torch_thread():   # small batches: one thread is the fastest (the trainings pin it themselves)
         for task, base in (("digits", DynamicNetSpec()), ("points", DynamicNetSpec.points())):
             st = {w: setup(cache, replace(base, weights=w)) for w in ("ternary", "full")}
-            rows += semantic_table(cache, task, setups=st, tcam_spec=design, tcam_model=chip)
+            rows += semantic_table(cache, task, setups=st, tcam_spec=design, tcam_model=fit.model)
             if task == "digits":   # the same network on the design-value surrogate, for comparison
                 design_rows = semantic_table(cache, task, setups=st, tcam_spec=design, conditions=[])
                 nominal = _pick(design_rows, task, "(c) ternary")
