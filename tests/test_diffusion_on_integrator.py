@@ -35,7 +35,8 @@ def _spec(opamp=pc.OpAmpSpec()) -> pc.IntegratorSpec:
                              c_fb_farad=SCORE_LOOP_C_FB_FARAD)
 
 
-@pytest.mark.parametrize("opamp, bound", [(pc.OpAmpSpec(), 1e-3), (AMP_10MHZ, 0.03)])
+@pytest.mark.parametrize("opamp, bound", [pytest.param(pc.OpAmpSpec(), 1e-3, marks=pytest.mark.slow),  # budget
+                                          (AMP_10MHZ, 0.03)])
 def test_reverse_flow_runs_end_to_end_in_spice_and_the_surrogate_agrees(score_training, calibrated_score_loop,
                                                                        opamp, bound):
     """The 2-14-14-2 loop (60+ op-amps) from one prior draw, the probability-flow ODE in SPICE against the

@@ -190,6 +190,7 @@ def test_second_layer_fields_are_checked():
                          w_out=run.w_out, b_out=run.b_out, x0_volt=run.x0_volt, t_stop_s=run.t_stop_s)
 
 
+@pytest.mark.slow  # 22 s (the SPICE run up to the rail); default-suite budget
 def test_a_diverging_loop_is_an_error_in_the_surrogate_and_a_warning_in_spice():
     """dx/dt = 100·x/τ with ideal op-amps (no rails): the surrogate refuses with a SpecError naming the cause
     (never NaN); SPICE clamps at the ideal op-amp's ±1 kV stand-in rail and warns when it got there:

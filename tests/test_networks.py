@@ -152,6 +152,7 @@ def test_hp_memristor_iv_loop_is_pinched_with_hysteresis(hp_data):
     assert r.max() / r.min() > 1.5
 
 
+@pytest.mark.slow  # 20 s (300 epochs); the HP twin's claims on the loop run in tests/test_networks_on_integrator.py
 def test_digital_twin_extrapolates_the_spice_memristor(hp_data):
     twin = train_digital_twin(hp_data, train_fraction=0.6, n_hidden=12, epochs=300, seed=0, progress=False)
     # measured 2.7 % over the 8 held-out periods (open loop from the true state at the split)

@@ -35,7 +35,7 @@ def twin_and_data():
 
 
 @pytest.mark.parametrize("amp, bound", [
-    (pc.OpAmpSpec(), 0.01),
+    pytest.param(pc.OpAmpSpec(), 0.01, marks=pytest.mark.slow),   # ideal op-amps: -m slow (suite budget)
     (pc.OpAmpSpec(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0), 0.03),
 ])
 def test_twin_runs_end_to_end_in_spice_and_the_surrogate_agrees(twin_and_data, calibrated_relu_loop, amp, bound):
