@@ -26,6 +26,7 @@ import numpy as np
 import torch
 
 import pycosim as pc
+from _timing import timed
 from pycosim.blocks.integrator import example_run
 from pycosim.metrics import nrmse
 
@@ -34,14 +35,6 @@ SOLVERS = {"default (dopri5, rtol 1e-7, atol 1e-9)": dict(),
 NRMSE_GOAL = 0.02
 
 
-def _timed(fn, repeats: int) -> tuple[float, object]:
-    """Median wall time of `repeats` calls, and the last result."""
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), out
 
 
 def _cases(amp: pc.OpAmpSpec, n_batch: int):
@@ -102,9 +95,9 @@ def main(n_batch: int = 256, n_spice: int = 8, repeats: int = 3, threads: int | 
             model = pc.surrogate(spec, **options)
             with torch.no_grad():
                 model.trajectory(run)  # warm
-                t_batch, out = _timed(lambda: model.trajectory(run, x0_volt=x0s), repeats)
+                t_batch, out = timed(lambda: model.trajectory(run, x0_volt=x0s), repeats)
                 t_batch /= n_batch
-                t_single, _ = _timed(lambda: model.trajectory(run, x0_volt=x0s[0]), repeats)
+                t_single, _ = timed(lambda: model.trajectory(run, x0_volt=x0s[0]), repeats)
             batch = out["x_volt"].numpy()
             err = max(nrmse(batch[:, k], refs[k]) for k in range(n_spice))
             print(f"| {label_net} | {label} | {ts:.3f} ({solver}) | {klu} | {t_single:.3f} | {t_batch:.5f} | "

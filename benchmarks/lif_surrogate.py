@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 import pycosim as pc
+from _timing import timed
 from pycosim.blocks.lif import example_run
 from pycosim.errormodels import EventErrors
 
@@ -28,13 +29,6 @@ N_FRAMES = 50          # 50 frames of 2 µs: 100 µs
 N_POINTS = 1001
 
 
-def _timed(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), out
 
 
 def main(n_batch: int = 256, n_spice: int = 3, repeats: int = 3) -> None:
@@ -59,8 +53,8 @@ def main(n_batch: int = 256, n_spice: int = 3, repeats: int = 3) -> None:
     model = pc.surrogate(spec)
     with torch.no_grad():
         model.outputs(same[0])  # warm
-        t_single, _ = _timed(lambda: model.outputs(same[0]), repeats)
-        t_batch, out = _timed(lambda: model.outputs_batch(g, same[0].t_stop_s, (t_pwl, v_pwl), n_points=N_POINTS),
+        t_single, _ = timed(lambda: model.outputs(same[0]), repeats)
+        t_batch, out = timed(lambda: model.outputs_batch(g, same[0].t_stop_s, (t_pwl, v_pwl), n_points=N_POINTS),
                               repeats)
     per = t_batch / n_batch
     preds = [{k: v[b].numpy() for k, v in out.items() if k != "t_s"} for b in range(n_spice)]

@@ -25,16 +25,10 @@ import numpy as np
 import torch
 
 import pycosim as pc
+from _timing import timed
 from pycosim.blocks.tcam import query_near, random_words, realize_tcam
 
 
-def _timed(fn, repeats: int):
-    times, out = [], None
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        out = fn()
-        times.append(time.perf_counter() - t0)
-    return float(np.median(times)), out
 
 
 def case(n_queries: int, words: int = 64, bits: int = 64, seed: int = 0) -> tuple[pc.TCAMSpec, pc.TCAMSearch]:
@@ -62,9 +56,9 @@ def main(n_queries: int = 100, repeats: int = 5) -> None:
     real = realize_tcam(spec, search, nonideal, seed=0)  # what the deck was built from
     model = pc.surrogate(spec)
     model.outputs(search, realization=real)  # warm
-    t_grad, _ = _timed(lambda: model.outputs(search, realization=real), repeats)
+    t_grad, _ = timed(lambda: model.outputs(search, realization=real), repeats)
     with torch.no_grad():
-        t_nograd, out = _timed(lambda: model.outputs(search, realization=real), repeats)
+        t_nograd, out = timed(lambda: model.outputs(search, realization=real), repeats)
     pred = {k: v.numpy() for k, v in out.items()}
     v_pre = spec.v_pre_volt
     thr = spec.v_sense_volt + real.offset_sense_volt[None, :]
