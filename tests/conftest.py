@@ -61,6 +61,18 @@ def rng():
     return np.random.default_rng(1234)
 
 
+@pytest.fixture(scope="module")
+def cache(pytestconfig):
+    """pytest's cache folder as a `ResultCache`: network trainings (PRIME, semantic memory) are reused
+    across runs and shared with the demo test and the notebooks. Sets one torch thread (small batches)."""
+    import torch
+
+    from pycosim.cache import ResultCache
+
+    torch.set_num_threads(1)
+    return ResultCache(Path(pytestconfig.cache.mkdir("pycosim")))
+
+
 @pytest.fixture(scope="session")
 def score_models(pytestconfig):
     """The ring score model and the class-conditional one (VP-SDE, 2-14-14-2, noise-aware, the package

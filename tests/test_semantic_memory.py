@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from pycosim.blocks.tcam.spec import X, TCAMSpec
-from pycosim.cache import ResultCache
 from pycosim.errors import SpecError
 from pycosim.networks.pointclouds import CLASS_NAMES, SAMPLERS, point_clouds
 from pycosim.networks.semantic_memory import (
@@ -35,13 +33,6 @@ from pycosim.networks.semantic_memory import (
     setup,
     table_markdown,
 )
-
-
-@pytest.fixture(scope="module")
-def cache(pytestconfig):
-    """pytest's cache folder: the four trainings (~30 s on one core the first time) are reused."""
-    torch.set_num_threads(1)
-    return ResultCache(Path(pytestconfig.cache.mkdir("pycosim")))
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 import pycosim as pc
-from pycosim.cache import ResultCache
 from pycosim.errors import SpecError
 from pycosim.networks.snn import (
     CircuitEffects,
@@ -32,13 +30,6 @@ from pycosim.surrogates.lif import LIFModel
 from pycosim.surrogates.lif_discrete import DiscreteLIF, FrameTiming, NeuronParams
 
 EPOCHS = 30
-
-
-@pytest.fixture(scope="module")
-def cache(pytestconfig):
-    """pytest's cache folder: the three trainings are shared with the demo test and the notebook."""
-    torch.set_num_threads(1)
-    return ResultCache(Path(pytestconfig.cache.mkdir("pycosim")))
 
 
 @pytest.fixture(scope="module")
