@@ -59,8 +59,12 @@ def gaussian_projection(b_matrix: np.ndarray) -> Projection:
     def project(x: torch.Tensor) -> torch.Tensor:
         return x @ bt
 
-    project.n_features = b.shape[0]  # type: ignore[attr-defined]
     return project
+
+
+def ideal_projection(config: "NeuralFieldConfig", seed: int | None = None) -> Projection:
+    """The ideal Gaussian encoder of a config: B ~ N(0, 1), (n_features, 2), seed default config.seed."""
+    return gaussian_projection(gaussian_matrix(config.n_features, 2, config.seed if seed is None else seed))
 
 
 def encode(x: torch.Tensor, project: Projection, scale: float) -> torch.Tensor:
@@ -133,15 +137,15 @@ class NeuralFieldConfig:
 
     n_pixels: int = 64
     n_angles: int = 20
-    n_features: int = 64          # rows of B
-    scale: float = 2.0            # Fourier scale: frequencies 2π·scale·(B·x)
+    n_features: int = 64          # rows of the ideal B (`ideal_projection`); an RRAM B brings its own
+    scale: float = 3.0            # Fourier scale: frequencies 2π·scale·(B·x); 3 best of 2-8 at 64², 20 views
     width: int = 100
     depth: int = 3
     rank: int | None = None
     activation: str = "relu"
     projector: str = "grid"       # "grid" | "rays": see train_ct
-    steps: int = 600
-    lr: float = 3e-3              # Adam, cosine decay to 0
+    steps: int = 1500             # ~18 s on one core at 64² (grid projector)
+    lr: float = 1e-2              # Adam, cosine decay to 0
     rays_per_step: int = 256
     n_samples: int | None = None
     seed: int = 0
@@ -207,7 +211,8 @@ def train_ct(config: NeuralFieldConfig, project: Projection, sinogram: np.ndarra
     the unit disk and every ray is integrated through that image by bilinear sampling
     (`ct.project_image`; as NeRP does: the field is the image's parameterisation). "rays": the field
     is queried at the sample points of `rays_per_step` random rays, jittered within their stratum
-    (resolution-free, but ~10x slower per unit of accuracy on one core)."""
+    (resolution-free, but ~5x slower per step on one core and needs more steps). With "grid" the
+    projection is called once per training (a noisy encoder: one read of the array) and once per render."""
     sino = np.asarray(sinogram, dtype=float)
     angles = np.asarray(angles_rad, dtype=float)
     if sino.ndim != 2 or angles.ndim != 1 or sino.shape[0] != angles.size or sino.shape[1] < 2:
