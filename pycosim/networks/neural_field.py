@@ -169,6 +169,12 @@ class NeuralFieldConfig:
             check_range(o, "n_samples", self.n_samples, 2, 100000, integer=True)
         check_range(o, "seed", self.seed, 0, 2**63 - 1, integer=True)
 
+    @classmethod
+    def image_fit(cls, n_pixels: int = 128, **kw) -> "NeuralFieldConfig":
+        """Defaults for `train_image_fit` from 10 % of the pixels: low Fourier scale 0.3 (smooth
+        between samples; 0.3 best of 0.3-3 on the phantom at 64² and 128²), lr 1e-3, 1000 steps."""
+        return cls(n_pixels=n_pixels, **{"scale": 0.3, "lr": 1e-3, "steps": 1000, **kw})
+
     @property
     def samples_per_ray(self) -> int:
         return self.n_samples if self.n_samples is not None else int(math.ceil(math.sqrt(2.0) * self.n_pixels))
