@@ -359,9 +359,6 @@ class CTRow:
     wall_s: float = 0.0
 
 
-RowSpec = "Projection | tuple[Projection, tuple[str, int]]"
-
-
 def ct_problem(config: NeuralFieldConfig) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """The phantom (n, n), the view angles (n_angles,) in [0, π) and the sinogram (n_angles, n)."""
     phantom = ct.shepp_logan(config.n_pixels)
