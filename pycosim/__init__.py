@@ -19,6 +19,7 @@ __version__ = "0.1.0"
 _PUBLIC: dict[str, tuple[str, ...]] = {  # submodule -> the public names it defines
     "blocks": ("Block", "register", "registered_blocks"),
     "blocks.crossbar": ("CrossbarRead", "CrossbarSpec", "CrossbarTransient"),
+    "blocks.encoder": ("EncoderRun", "EncoderSpec"),
     "blocks.integrator": ("IntegratorRun", "IntegratorSpec"),
     "blocks.lif": ("LIFRun", "LIFSpec"),
     "blocks.tcam": ("TCAMSearch", "TCAMSpec"),

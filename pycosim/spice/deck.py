@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal, Sequence
 
+import numpy as np
+
 from ..errors import SpecError
 from ..resources import circuits_dir
 from ..units import ident, spice_number
@@ -91,6 +93,13 @@ def resistor(name: str, a: str, b: str, r_ohm: float) -> str:
     return f"{ident('R' + name)} {node_name(a)} {node_name(b)} {spice_number(r_ohm)}"
 
 
+def resistor_agauss(name: str, a: str, b: str, g_mean_siemens: float, g_sigma_siemens: float) -> str:
+    """A resistor whose conductance ngspice draws once, at parse, from N(g_mean, g_sigma) (`agauss`
+    in the element value: one draw per element line, reproducible under `.options seed=N`)."""
+    return (f"{ident('R' + name)} {node_name(a)} {node_name(b)} "
+            f"{{1/agauss({spice_number(g_mean_siemens)}, {spice_number(g_sigma_siemens)}, 1)}}")
+
+
 def capacitor(name: str, a: str, b: str, c_farad: float) -> str:
     return f"{ident('C' + name)} {node_name(a)} {node_name(b)} {spice_number(c_farad)}"
 
@@ -108,6 +117,12 @@ def vsource_pwl(name: str, plus: str, minus: str, t_s: Sequence[float], v_volt: 
     lines += [f"+ {p}" for p in pairs]
     lines.append("+ )")
     return "\n".join(lines)
+
+
+def vcvs(name: str, plus: str, minus: str, ctrl_plus: str, ctrl_minus: str, gain: float) -> str:
+    """Voltage-controlled voltage source V(plus, minus) = gain * V(ctrl_plus, ctrl_minus)."""
+    return (f"{ident('E' + name)} {node_name(plus)} {node_name(minus)} {node_name(ctrl_plus)} "
+            f"{node_name(ctrl_minus)} {spice_number(gain)}")
 
 
 def ccvs(name: str, plus: str, minus: str, sense_source: str, r_ohm: float) -> str:
@@ -144,6 +159,18 @@ def ac_dec(points_per_decade: int, f_start_hz: float, f_stop_hz: float) -> str:
 
 def option(name: str, value: float | None = None) -> str:
     return f".options {ident(name)}" + ("" if value is None else f"={spice_number(value)}")
+
+
+def option_int(name: str, value: int) -> str:
+    """`.options name=value` with an integer value (e.g. `seed`)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise SpecError(f".options {name} needs an integer, got {value!r}")
+    return f".options {ident(name)}={int(value)}"
+
+
+def device_parameter(element: str, parameter: str) -> str:
+    """Vector name of an element's parameter, e.g. `@rk0c1_2[resistance]` (save it, read it back)."""
+    return f"@{ident(element).lower()}[{ident(parameter).lower()}]"
 
 
 def node_voltage(node: str) -> str:

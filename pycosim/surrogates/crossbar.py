@@ -20,6 +20,7 @@ from torch import nn
 
 from ..blocks.crossbar import (CrossbarRead, CrossbarRealization, CrossbarSpec, CrossbarTransient, quantize,
                                realize_crossbar)
+from ..blocks.opamp import OpAmpSpec
 from ..errors import SpecError
 from ..nonideal import Nonidealities
 from . import schur
@@ -40,6 +41,14 @@ def _f64(x, device=None) -> torch.Tensor:
 
 def _softplus(u: torch.Tensor, k: float) -> torch.Tensor:
     return torch.clamp(u, min=0) + k * torch.log1p(torch.exp(-torch.abs(u) / k))
+
+
+def rail_clamp(v: torch.Tensor, amp: OpAmpSpec) -> torch.Tensor:
+    """An op-amp output clamped at its rails with the softplus of circuits/opamp.lib (identity without rails)."""
+    if not (math.isfinite(amp.v_rail_pos_volt) or math.isfinite(amp.v_rail_neg_volt)):
+        return v
+    lo, hi = max(amp.v_rail_neg_volt, -1e3), min(amp.v_rail_pos_volt, 1e3)
+    return lo + _softplus(v - lo, _RAIL_SOFTNESS_VOLT) - _softplus(v - hi, _RAIL_SOFTNESS_VOLT)
 
 
 def _quantize_ste(x: torch.Tensor, bits: int, full_scale: float) -> torch.Tensor:
@@ -178,11 +187,7 @@ class CrossbarModel(PhysicalModel):
         return {k: t.to(self.dtype) for k, t in out.items()}
 
     def _rails(self, v: torch.Tensor) -> torch.Tensor:
-        amp = self.spec.opamp
-        if not (math.isfinite(amp.v_rail_pos_volt) or math.isfinite(amp.v_rail_neg_volt)):
-            return v
-        lo, hi = max(amp.v_rail_neg_volt, -1e3), min(amp.v_rail_pos_volt, 1e3)
-        return lo + _softplus(v - lo, _RAIL_SOFTNESS_VOLT) - _softplus(v - hi, _RAIL_SOFTNESS_VOLT)
+        return rail_clamp(v, self.spec.opamp)
 
     def node_voltages(self, g_siemens, v_in_volt) -> tuple[torch.Tensor, torch.Tensor]:
         """Word- and bit-line node voltages (b, R, C) for IR-drop maps (r_wire > 0)."""
