@@ -366,33 +366,64 @@ def ct_problem(config: NeuralFieldConfig) -> tuple[np.ndarray, np.ndarray, np.nd
     return phantom, angles, ct.radon(phantom, angles)
 
 
-def ct_table(config: NeuralFieldConfig, rows: Mapping[str, object], *, map_seed: int = 0) -> list[CTRow]:
+@dataclass(frozen=True)
+class FieldRow:
+    """A CT-table row: the field is trained with encoder `train`, its weight matrices optionally mapped to
+    cells (`mapping` = (how, n_cells), `haq.map_module_weights`), and rendered with encoder `render`
+    (default `train`): e.g. trained on the calibrated surrogate, deployed on an encoder with read noise,
+    IR drop, offsets or drift."""
+
+    train: Projection
+    render: Projection | None = None
+    mapping: tuple[str, int] | None = None
+
+
+def _field_row(name: str, spec: object) -> FieldRow:
+    if isinstance(spec, FieldRow):
+        return spec
+    project, mapping = (spec if isinstance(spec, tuple) else (spec, None))
+    if not callable(project):
+        raise SpecError(f"ct_table row {name!r}: want a Projection, (Projection, (how, n_cells)) or a FieldRow, "
+                        f"got {spec!r}")
+    return FieldRow(train=project, mapping=mapping)
+
+
+def ct_table(config: NeuralFieldConfig, rows: Mapping[str, object], *, map_seed: int = 0,
+             problem: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None,
+             fits: dict[str, FieldFit] | None = None) -> list[CTRow]:
     """The CT table: "FBP" first, then one row per entry of `rows`, each a Projection (a field trained
-    with that encoder) or (Projection, (how, n_cells)): the field trained with that encoder, its weight
-    matrices then mapped to cells (how "haq", "ptq" or "none", `haq.map_module_weights`, seed map_seed)
-    and re-rendered. Fields with the same Projection object are trained once. Images inside the unit
-    disk (the reconstruction circle), PSNR/SSIM over the whole image, data range 1."""
-    phantom, angles, sino = ct_problem(config)
+    and rendered with that encoder), (Projection, (how, n_cells)) (its weight matrices then mapped to
+    cells: how "haq", "ptq" or "none", seed map_seed) or a `FieldRow`. Fields with the same training
+    Projection object are trained once. problem: (phantom, angles, sinogram), default `ct_problem(config)`;
+    fits: a dict that receives each row's trained `FieldFit` by row name (before any weight mapping).
+    Images inside the unit disk (the reconstruction circle), PSNR/SSIM over the whole image, data range 1."""
+    phantom, angles, sino = ct_problem(config) if problem is None else problem
     t0 = time.perf_counter()
     img = ct.fbp(sino, angles, config.n_pixels)
     out = [CTRow("FBP", ct.psnr(img, phantom), ct.ssim(img, phantom), img, time.perf_counter() - t0)]
-    fits: dict[int, FieldFit] = {}
+    trained: dict[int, FieldFit] = {}
     for name, spec in rows.items():
-        project, mapping = (spec if isinstance(spec, tuple) else (spec, None))
-        if not callable(project):
-            raise SpecError(f"ct_table row {name!r}: want a Projection or (Projection, (how, n_cells)), got {spec!r}")
-        key = id(project)
-        if key not in fits:
-            fits[key] = train_ct(config, project, sino, angles)
-        fit = fits[key]
+        row = _field_row(name, spec)
+        key = id(row.train)
+        if key not in trained:
+            trained[key] = train_ct(config, row.train, sino, angles)
+        fit = trained[key]
+        if fits is not None:
+            fits[name] = fit
         field = fit.field
-        if mapping is not None:
-            how, n_cells = mapping
+        if row.mapping is not None:
+            how, n_cells = row.mapping
             check_choice(f"ct_table row {name!r}", "how", how, HOWS)
             field = map_module_weights(field, how, n_cells, map_seed)
-        img = render(field, project, config.n_pixels, config.scale, circle=True)
+        img = render(field, row.render or row.train, config.n_pixels, config.scale, circle=True)
         out.append(CTRow(name, ct.psnr(img, phantom), ct.ssim(img, phantom), img, fit.wall_s))
     return out
+
+
+def table_markdown_dicts(rows: list[Mapping[str, object]]) -> str:
+    """`table_markdown` of rows given as mappings with name, psnr_db, ssim, wall_s (e.g. read from a cache)."""
+    return table_markdown([CTRow(str(r["name"]), float(r["psnr_db"]), float(r["ssim"]), np.zeros(0),
+                                 float(r.get("wall_s", 0.0))) for r in rows])
 
 
 def table_markdown(rows: list[CTRow]) -> str:

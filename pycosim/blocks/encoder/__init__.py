@@ -38,4 +38,5 @@ register(Block(
              "g_stuck_off_siemens", "drift_nu", "drift_time_s", "opamp_offset_sigma_volt"),
     stochastic=("read_noise_sigma",), shape_fields=("n_inputs", "n_features"), benches=_benches,
     size_label=lambda spec: f"{spec.n_inputs}x{spec.n_features}",
+    demo="pycosim.demo.encoder:encoder_section",
     description="Gaussian encoder: randomly formed cells minus a reference column, TIAs, difference stages"))
