@@ -37,6 +37,7 @@ bench: setup
 	$(BIN)/python benchmarks/sweep_scaling.py
 	$(BIN)/python benchmarks/lif_surrogate.py
 	$(BIN)/python benchmarks/tcam_surrogate.py
+	$(BIN)/python benchmarks/encoder_surrogate.py
 
 netlists: setup
 	$(BIN)/pycosim netlist --benches netlists
