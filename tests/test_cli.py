@@ -244,6 +244,27 @@ def test_demo_integrator_section(tmp_path, pytestconfig):
     assert any("diffusion, ring" in row["system"] and row["verdict"].startswith("works") for row in summary)
 
 
+@pytest.mark.slow  # ~5 min from a cold cache (ten 64x64 CT field trainings and the hardware-aware ones)
+def test_demo_encoder_section(tmp_path, pytestconfig):
+    from pycosim.demo import run_demo
+
+    text = run_demo(tmp_path / "demo", progress=False, blocks=["encoder"],
+                    cache_dir=pytestconfig.cache.mkdir("pycosim")).read_text()
+    for fig in ("encoder_statistics.png", "neural_field_ct.png", "neural_field_nonideal.png"):
+        assert (tmp_path / "demo" / fig).stat().st_size > 5000
+    summary = table_with(text, "verdict")
+    assert [row["block"] for row in summary] == ["encoder", "encoder"]
+    assert all(row["verdict"].startswith("works") for row in summary), summary
+    fitted = {row["parameter (SI)"]: row["identified?"] for row in tables_with(text, "injected truth")[0]}
+    assert fitted["r_wire_ohm"] == "recovered" and fitted["opamp.offset_volt"] == "recovered"
+    for row in table_with(text, "KS p"):   # ngspice's own Monte-Carlo against the surrogate's statistics
+        assert float(row["\\|Δmean\\|"].rstrip(" %")) < 2 and float(row["\\|Δstd\\|"].rstrip(" %")) < 2
+    ct = {row["reconstruction"].strip(): float(row["PSNR (dB)"]) for row in table_with(text, "PSNR (dB)")}
+    assert ct["trained through the calibrated surrogate (hardware-aware)"] > ct["FBP"] + 2
+    assert ct["+ HAQ, 8 cells per weight"] > ct["+ PTQ, 8 bit slices"] + 10
+    assert ct["trained on the design, run on the fabricated chip"] < ct["FBP"]
+
+
 def test_calibrate_validate_and_report_commands(tmp_path):
     sweep_cfg = tmp_path / "s.toml"
     sweep_cfg.write_text('[spec]\nrows = 6\ncols = 6\nr_wire_ohm = 1.7\nopamp = "opa4322"\n[grid]\n'
