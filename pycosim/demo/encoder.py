@@ -274,7 +274,7 @@ def _images_figure(study: dict):
     for ax, (name, p, img) in zip(np.ravel(axes), shown):
         ax.imshow(img, cmap="gray", vmin=0, vmax=1)
         title = name if p is None else f"{name}\n{p:.1f} dB"
-        ax.set_title(title.replace("trained through the calibrated surrogate", "hardware-aware").replace(
+        ax.set_title(title.replace("trained through the calibrated surrogate (hardware-aware)", "hardware-aware").replace(
             "trained on the design, run on the fabricated chip", "design-trained, on the chip"), fontsize=7)
     fig.tight_layout()
     return fig
