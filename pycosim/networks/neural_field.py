@@ -231,18 +231,23 @@ def train_ct(config: NeuralFieldConfig, project: Projection, sinogram: np.ndarra
         g = torch.Generator().manual_seed(config.seed + 1)
         step_loss = (_grid_loss(config, project, field, points, weights, target) if config.projector == "grid"
                      else _ray_loss(config, project, field, points, weights, target, g))
-        losses = np.zeros(config.steps)
-        t0 = time.perf_counter()
-        for step in range(config.steps):
-            loss = step_loss()
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses[step] = loss.item()
-        wall = time.perf_counter() - t0
+        losses, wall = _optimize(step_loss, opt, sched, config.steps)
     field.eval()
     return FieldFit(field, project, config.scale, losses, wall)
+
+
+def _optimize(step_loss: Callable[[], torch.Tensor], opt, sched, steps: int) -> tuple[np.ndarray, float]:
+    """`steps` optimizer steps on `step_loss()`; the loss per step and the wall time, s."""
+    losses = np.zeros(steps)
+    t0 = time.perf_counter()
+    for step in range(steps):
+        loss = step_loss()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+        sched.step()
+        losses[step] = loss.item()
+    return losses, time.perf_counter() - t0
 
 
 def _grid_loss(config, project, field, points, weights, target):
@@ -315,16 +320,8 @@ def train_image_fit(config: NeuralFieldConfig, project: Projection, image: np.nd
     with one_torch_thread():
         field = _new_field(config, project)
         opt, sched = _adam(field, config)
-        losses = np.zeros(config.steps)
-        t0 = time.perf_counter()
-        for step in range(config.steps):
-            loss = torch.mean((_evaluate(field, project, config.scale, x) - y) ** 2)
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sched.step()
-            losses[step] = loss.item()
-        wall = time.perf_counter() - t0
+        losses, wall = _optimize(lambda: torch.mean((_evaluate(field, project, config.scale, x) - y) ** 2), opt, sched,
+                                 config.steps)
     field.eval()
     return FieldFit(field, project, config.scale, losses, wall)
 

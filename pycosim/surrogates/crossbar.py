@@ -43,6 +43,16 @@ def _softplus(u: torch.Tensor, k: float) -> torch.Tensor:
     return torch.clamp(u, min=0) + k * torch.log1p(torch.exp(-torch.abs(u) / k))
 
 
+def with_ideal_values(params: dict[str, float], *, ideal_wires: bool, ideal_opamp: bool) -> dict[str, float]:
+    """Physical parameters with the exact ideal values where the spec is ideal (the stored stand-ins are
+    finite): wires of exactly 0 Ohm, an op-amp gain of inf."""
+    if ideal_wires:
+        params["r_wire_ohm"] = 0.0
+    if ideal_opamp:
+        params["opamp.a0"] = math.inf
+    return params
+
+
 def rail_clamp(v: torch.Tensor, amp: OpAmpSpec) -> torch.Tensor:
     """An op-amp output clamped at its rails with the softplus of circuits/opamp.lib (identity without rails)."""
     if not (math.isfinite(amp.v_rail_pos_volt) or math.isfinite(amp.v_rail_neg_volt)):
@@ -95,12 +105,8 @@ class CrossbarModel(PhysicalModel):
     def physical_parameters(self) -> dict[str, float]:
         """Every physical parameter in SI, by the name of the spec field it refines (ideal wires
         are exactly 0 Ohm, an ideal op-amp's gain is inf)."""
-        out = super().physical_parameters()
-        if self.ideal_wires:
-            out["r_wire_ohm"] = 0.0
-        if self.ideal_opamp:
-            out["opamp.a0"] = math.inf
-        return out
+        return with_ideal_values(super().physical_parameters(), ideal_wires=self.ideal_wires,
+                                 ideal_opamp=self.ideal_opamp)
 
     # ---- the physics ---------------------------------------------------------------------
     def _tia(self) -> tuple[torch.Tensor, torch.Tensor]:

@@ -24,7 +24,7 @@ from ..errormodels import DistributionErrors
 from ..errors import SpecError
 from ..nonideal import Nonidealities
 from . import schur
-from .crossbar import _f64, rail_clamp
+from .crossbar import _f64, rail_clamp, with_ideal_values
 from .physical import Param, PhysicalModel
 
 _A0_IDEAL = 1e9           # the circuit world's stand-in for an ideal op-amp's gain (macro with offsets)
@@ -65,12 +65,8 @@ class EncoderModel(PhysicalModel):
 
     def physical_parameters(self) -> dict[str, float]:
         """Every physical parameter in SI (ideal wires exactly 0 Ohm, an ideal op-amp's gain inf)."""
-        out = super().physical_parameters()
-        if self.ideal_wires:
-            out["r_wire_ohm"] = 0.0
-        if self.ideal_opamp:
-            out["opamp.a0"] = math.inf
-        return out
+        return with_ideal_values(super().physical_parameters(), ideal_wires=self.ideal_wires,
+                                 ideal_opamp=self.ideal_opamp)
 
     # ---- the circuit ---------------------------------------------------------------------
     def _gain(self) -> torch.Tensor | None:
