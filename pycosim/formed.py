@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import SpecError
-from .nonideal import check_seed, child_rng
+from .nonideal import child_rng
 from .specjson import json_type
 from .units import check_array, check_range
 
@@ -41,22 +41,25 @@ class FormedCells:
             raise SpecError(f"{o}.unformed_fraction = {self.unformed_fraction!r} must be in [0, 1)")
         check_range(o, "g_unformed_siemens", self.g_unformed_siemens, 0.0, 1e-2, "S")
 
+    def sample(self, rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
+        """Cells of `shape`, S, from `rng`: formed N(mean, σ) clipped at 0, then each unformed (g_unformed) with
+        probability unformed_fraction. The one forming algorithm every random-RRAM network draws with."""
+        g = np.clip(rng.normal(self.g_mean_siemens, self.g_sigma_siemens, shape), 0.0, None)
+        return np.where(rng.random(shape) < self.unformed_fraction, self.g_unformed_siemens, g)
+
+    def pairs(self, rng: np.random.Generator, shape: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+        """(G⁺, G⁻) of `shape`, S, drawn one after the other from `rng` (independent cells)."""
+        return self.sample(rng, shape), self.sample(rng, shape)
+
     def draw(self, shape: tuple[int, ...], seed: int, name: str = "formed") -> np.ndarray:
-        """Cells of `shape`, S: formed N(mean, σ) clipped at 0, unformed at g_unformed (child seeds
-        `<name>/g` and `<name>/unformed` of `seed`)."""
-        check_seed(seed)
-        g = np.clip(self.g_mean_siemens + self.g_sigma_siemens * child_rng(seed, f"{name}/g").standard_normal(shape),
-                    0.0, None)
-        if self.unformed_fraction > 0:
-            g = np.where(child_rng(seed, f"{name}/unformed").random(shape) < self.unformed_fraction,
-                         self.g_unformed_siemens, g)
-        return g
+        """`sample` from the child `name` of `seed`."""
+        return self.sample(child_rng(seed, name), shape)
 
     def draw_pairs(self, rows: int, cols: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-        """(G⁺, G⁻), each (rows, cols), S: independent draws (children `pos`, `neg` of `seed`)."""
+        """(G⁺, G⁻), each (rows, cols), S: `pairs` from the child `pairs` of `seed`."""
         check_range("FormedCells.draw_pairs", "rows", rows, 1, 100_000, integer=True)
         check_range("FormedCells.draw_pairs", "cols", cols, 1, 100_000, integer=True)
-        return self.draw((rows, cols), seed, "pos"), self.draw((rows, cols), seed, "neg")
+        return self.pairs(child_rng(seed, "pairs"), (rows, cols))
 
 
 def differential_columns(g_pos: np.ndarray, g_neg: np.ndarray) -> np.ndarray:

@@ -67,6 +67,7 @@ from torch import nn
 from ..blocks.lif.spec import LIFRun, LIFSpec
 from ..blocks.opamp import OpAmpSpec
 from ..errors import SpecError
+from ..formed import FormedCells
 from ..surrogates.lif_discrete import DiscreteLIF, FrameTiming, NeuronParams
 from ..units import check_array, check_choice, check_range
 
@@ -208,14 +209,11 @@ class LayerCells:
 
 
 def formed_cells(spec: SNNSpec, shape: tuple[int, int], seed: int) -> LayerCells:
-    """G⁺, G⁻ ~ N(mean, std) clipped at 0, each unformed (g_off) with probability unformed_fraction."""
-    rng = np.random.default_rng(seed)
-
-    def one() -> np.ndarray:
-        g = np.clip(rng.normal(spec.g_formed_mean_siemens, spec.g_formed_std_siemens, shape), 0.0, None)
-        return np.where(rng.random(shape) < spec.unformed_fraction, spec.g_off_siemens, g)
-
-    return LayerCells(one(), one())
+    """G⁺, G⁻ ~ N(mean, std) clipped at 0, each unformed (g_off) with probability unformed_fraction: the forming
+    model of `pycosim.formed` (one generator seeded with `seed`, G⁺ then G⁻)."""
+    cells = FormedCells(g_mean_siemens=spec.g_formed_mean_siemens, g_sigma_siemens=spec.g_formed_std_siemens,
+                        unformed_fraction=spec.unformed_fraction, g_unformed_siemens=spec.g_off_siemens)
+    return LayerCells(*cells.pairs(np.random.default_rng(seed), shape))
 
 
 def pair_rows(g_pos: np.ndarray, g_neg: np.ndarray) -> np.ndarray:
