@@ -296,7 +296,12 @@ def _distribution_row(block, models, cases: Sequence[Case], refs: Mapping[str, A
         m = models[repr(c.spec)]
         with torch.no_grad():
             mean = to_numpy(m.outputs(c.stimulus, quiet(block, c.nonideal), c.seed))
-            other = to_numpy(m.outputs(c.stimulus, c.nonideal, c.seed + STAT_SEED_OFFSET))
+            if block.redraw is None:
+                other = to_numpy(m.outputs(c.stimulus, c.nonideal, c.seed + STAT_SEED_OFFSET))
+            else:   # the same devices (the seed draws them too), only the stochastic effects drawn anew
+                real = block.redraw(c.spec, c.stimulus, c.nonideal, block.realize(c.spec, c.stimulus, c.nonideal, c.seed),
+                                    c.seed + STAT_SEED_OFFSET)
+                other = to_numpy(m.outputs(c.stimulus, c.nonideal, c.seed, realization=real))
         dev_ref += deviations([refs[c.case_id].outputs], [mean], keys)
         dev_sur += deviations([other], [mean], keys)
     stats = DistributionErrors(outputs=tuple(keys)).errors(dev_sur, dev_ref)

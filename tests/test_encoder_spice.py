@@ -188,3 +188,14 @@ def test_wrong_shapes_are_refused_before_ngspice_runs():
         EncoderRealization.from_conductances(spec, np.zeros((3, 63)))
     with pytest.raises(pc.SpecError, match="draw = 'ngspice'"):
         pc.surrogate(dataclasses.replace(spec, draw="ngspice")).outputs(coordinate_run(_coords(2)))
+
+
+def test_validate_compares_read_noise_on_the_same_cells():
+    """`validate`'s noise statistics redraw only the read noise (the Block's `redraw`), not the encoder: the
+    surrogate's noise and SPICE's have the same spread (640 samples: the ratio's own spread is ~4 %)."""
+    spec = pc.EncoderSpec(n_features=16, r_wire_ohm=1.0)
+    cases = [pc.Case(spec, coordinate_run(_coords(20, seed=60 + s)), seed=s) for s in range(2)]
+    val = pc.validate(pc.surrogate(spec), cases, {"read_noise_sigma": [0.02]}, progress=False)
+    row = val.table[0]
+    assert row["nrmse_v_feat_volt"] < 1e-6              # the same draws in both worlds
+    assert abs(row["noise_std_ratio"] - 1) < 0.15 and row["noise_ks_pvalue"] > 0.01

@@ -59,6 +59,9 @@ class Block:
     compared statistically), `errors` (an `ErrorModel`), `shape_fields` (spec fields that size
     the circuit but do not change the surrogate's physics: runs that differ only in them may be
     calibrated together), `size_label(spec)` and `demo` ("module:function", a report section).
+    redraw(spec, stimulus, nonideal, realization, seed) -> realization: the same devices with the
+    `stochastic` effects drawn anew from `seed` (for `validate`'s noise statistics), where the seed also
+    draws the devices (None: `validate` redraws everything with another seed).
     """
 
     name: str
@@ -77,6 +80,7 @@ class Block:
     size_label: Callable[[Any], str] = _default_size
     demo: str | None = None
     description: str = ""
+    redraw: Callable[[Any, Any, Any, Any, int], Any] | None = None
 
     @property
     def module(self) -> str:

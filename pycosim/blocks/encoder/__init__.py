@@ -13,14 +13,15 @@ from ...errormodels import AlignedErrors
 from ..registry import Block, register
 from .deck import cell_name, encoder_decks, encoder_elements, prepare
 from .observe import b_matrix, observe
-from .realization import (EncoderRealization, draw_cells, draw_formed, realize_encoder, target_distribution,
-                          truncated_std)
+from .realization import (EncoderRealization, draw_cells, draw_formed, realize_encoder, redraw_read_noise,
+                          target_distribution, truncated_std)
 from .spec import DISTRIBUTIONS, DRAWS, EncoderRun, EncoderSpec, check_run
 from .stimuli import coordinate_run, example
 
 __all__ = ["DISTRIBUTIONS", "DRAWS", "EncoderRealization", "EncoderRun", "EncoderSpec", "b_matrix", "cell_name",
            "check_run", "coordinate_run", "draw_cells", "draw_formed", "encoder_decks", "encoder_elements",
-           "example", "observe", "prepare", "realize_encoder", "target_distribution", "truncated_std"]
+           "example", "observe", "prepare", "realize_encoder", "redraw_read_noise", "target_distribution",
+           "truncated_std"]
 
 
 def _benches():
@@ -39,4 +40,5 @@ register(Block(
     stochastic=("read_noise_sigma",), shape_fields=("n_inputs", "n_features"), benches=_benches,
     size_label=lambda spec: f"{spec.n_inputs}x{spec.n_features}",
     demo="pycosim.demo.encoder:encoder_section",
-    description="Gaussian encoder: randomly formed cells minus a reference column, TIAs, difference stages"))
+    description="Gaussian encoder: randomly formed cells minus a reference column, TIAs, difference stages",
+    redraw=redraw_read_noise))

@@ -127,3 +127,13 @@ def realize_encoder(spec: EncoderSpec, run: EncoderRun, nonideal: Nonidealities 
     n_reads = run.v_in_volt.shape[0]
     g_read = np.moveaxis(read_noisy(nonideal, g, n_reads, seed, "array"), 0, 1)
     return EncoderRealization(g, g_read, g_ref, offsets, int(seed))
+
+
+def redraw_read_noise(spec: EncoderSpec, run: EncoderRun, nonideal: Nonidealities, real: EncoderRealization,
+                      seed: int) -> EncoderRealization:
+    """The same encoders (cells, stuck cells, drift, offsets) read with read noise drawn anew from `seed` (the
+    Block's `redraw`: `validate` compares the noise of independent reads of the same cells)."""
+    if real.g_siemens is None or nonideal.read_noise_sigma <= 0:
+        return real
+    g_read = np.moveaxis(read_noisy(nonideal, real.g_siemens, run.v_in_volt.shape[0], seed, "array"), 0, 1)
+    return EncoderRealization(real.g_siemens, g_read, real.g_ref_siemens, real.offset_volt, real.seed)
