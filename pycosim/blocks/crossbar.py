@@ -17,7 +17,7 @@ import numpy as np
 
 from ..errormodels import AlignedErrors
 from ..errors import SpecError
-from ..nonideal import Nonidealities, Realization, realize
+from ..nonideal import Nonidealities, Realization, programmed, read_noisy, realize
 from ..results import Waveforms
 from ..specjson import json_type
 from ..spice import Analysis, Deck, Plot
@@ -241,6 +241,18 @@ def realize_crossbar(spec: CrossbarSpec, stim: CrossbarRead | CrossbarTransient,
     return realize(nonideal, stim.g_siemens, n_reads, spec.cols, seed)
 
 
+def redraw_read_noise(spec: CrossbarSpec, stim: CrossbarRead | CrossbarTransient, nonideal: Nonidealities,
+                      real: CrossbarRealization, seed: int) -> CrossbarRealization:
+    """The same programmed cells (variation, stuck cells, drift of `real`'s seed) and op-amp offsets, read with
+    read noise drawn anew from `seed` (the Block's `redraw`, for `validate`'s noise statistics)."""
+    if nonideal.read_noise_sigma <= 0:
+        return real
+    g = programmed(nonideal, stim.g_siemens, real.seed, "array")
+    n_reads = stim.v_in_volt.shape[0] if isinstance(stim, CrossbarRead) else 1
+    return Realization(g_read_siemens=read_noisy(nonideal, g, n_reads, seed, "array"), offset_volt=real.offset_volt,
+                       seed=real.seed)
+
+
 def prepare(spec: CrossbarSpec, stim: CrossbarRead | CrossbarTransient, nonideal: Nonidealities,
             seed: int) -> Prepared:
     real = realize_crossbar(spec, stim, nonideal, seed)
@@ -323,4 +335,5 @@ register(Block(
     errors=AlignedErrors(outputs=("i_out_amp", "v_out_volt", "v_adc_volt"), fit_outputs=("i_out_amp", "v_out_volt")),
     honours=tuple(f.name for f in fields(Nonidealities)), stochastic=("read_noise_sigma",),
     shape_fields=("rows", "cols"), benches=_benches, size_label=lambda spec: f"{spec.rows}x{spec.cols}",
-    demo="pycosim.demo:crossbar_section", description="memristor array read (matrix-vector product)"))
+    demo="pycosim.demo:crossbar_section", description="memristor array read (matrix-vector product)",
+    redraw=redraw_read_noise))
