@@ -135,3 +135,16 @@ def test_ascii_raw_files_read_like_binary(tmp_path):
     _, b = read_raw(tmp_path / "binary.raw")
     np.testing.assert_allclose(a["v(b)"], 1.0, rtol=1e-12)
     np.testing.assert_allclose(a["v(b)"], b["v(b)"], rtol=1e-12)
+
+
+def test_subprocess_engine_writes_thousands_of_saved_vectors():
+    """A 3×1024 encoder saves 3074 vectors: `write <file> <vectors…>` exceeded ngspice's argument limit ("write:
+    too many args"); the raw file now takes the plot, which holds the saved vectors only."""
+    import pycosim as pc
+
+    spec = pc.EncoderSpec(n_features=1024)
+    run = pc.EncoderRun(v_in_volt=np.random.default_rng(0).uniform(-0.1, 0.1, (2, 3)))
+    a = pc.simulate(spec, run, seed=3, engine="subprocess").outputs
+    b = pc.simulate(spec, run, seed=3).outputs
+    for k in a:
+        np.testing.assert_allclose(a[k], b[k], rtol=1e-12, atol=1e-18)

@@ -254,7 +254,7 @@ class Deck:
             ctl += list(an.alters)
             ctl.append(an.command)
             if outputs == "raw":
-                ctl.append(f"write {safe_path(raw_paths[k])} {' '.join(self.saves)}")
+                ctl.append(f"write {safe_path(raw_paths[k])}")  # the plot holds the saved vectors only
             elif an.command == "op":
                 ctl.append(f"print {' '.join(self.saves)}")
             else:
