@@ -1,0 +1,150 @@
+"""A user's own part in a block: `Subcircuit`, a `.subckt` from the user's file bound by a port contract.
+
+The file is read and checked every time a deck is built (so a deck holds exactly the text that was checked):
+plain ASCII, only `.subckt`/`.ends`/`.param`/`.func`/`.model` cards besides element lines, comments and
+continuations — no `.control`/`.endc`, no `shell`, no `.include`/`.lib` of another path, no analysis or output
+card. Each refusal is a `SpecError` naming the file and the line. The subcircuit named `name` must exist with
+exactly `len(ports)` nodes; the first ports are the part's terminals in the block's order (a cell: word-line
+side, bit-line side; an op-amp: in+, in−, out), the rest get fresh internal nodes per instance. Parameter names
+are identifiers and values finite numbers. The deck pastes the checked text (never a path the caller controls),
+so its sha256 — in the case id — changes with one character of the file. Circuit world: no torch.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Mapping
+
+from .errors import SpecError
+from .specjson import json_type
+from .units import ident, spice_number
+
+ALLOWED_CARDS = (".subckt", ".ends", ".param", ".func", ".model")
+MAX_FILE_BYTES = 1_000_000
+_WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+@json_type
+@dataclass(frozen=True, kw_only=True)
+class Subcircuit:
+    """A user's `.subckt` as a block's part (a memristor compact model, a transistor-level op-amp).
+
+    path: the SPICE file; name: the `.subckt` in it; ports: its nodes in order (the block's terminals first,
+    then internal ports such as a state-variable node); params: fixed instance parameters; conductance_param:
+    for a cell, the parameter that receives each cell's programmed conductance in S (None for other parts).
+    """
+
+    path: str
+    name: str
+    ports: tuple[str, ...]
+    params: tuple[tuple[str, float], ...] | Mapping[str, float] = ()
+    conductance_param: str | None = None
+    sha256: str = field(default="", compare=False)
+
+    def __post_init__(self) -> None:
+        o = "Subcircuit"
+        object.__setattr__(self, "path", str(self.path))
+        object.__setattr__(self, "ports", tuple(self.ports))
+        params = dict(self.params)
+        for k, v in params.items():
+            _ident(f"{o}.params", k)
+            if isinstance(v, bool) or not isinstance(v, (int, float)) or not math.isfinite(float(v)):
+                raise SpecError(f"{o}.params[{k!r}] = {v!r} must be a finite number")
+        object.__setattr__(self, "params", tuple(sorted((k, float(v)) for k, v in params.items())))
+        _ident(f"{o}.name", self.name)
+        if len(self.ports) < 1:
+            raise SpecError(f"{o}.ports must name at least one node")
+        for p in self.ports:
+            _ident(f"{o}.ports", p)
+        if self.conductance_param is not None:
+            _ident(f"{o}.conductance_param", self.conductance_param)
+            if self.conductance_param in dict(self.params):
+                raise SpecError(f"{o}.conductance_param {self.conductance_param!r} is also in params")
+        object.__setattr__(self, "sha256", hashlib.sha256(self.text().encode()).hexdigest())
+
+    def text(self) -> str:
+        """The file's text, checked (see the module docstring); SpecError naming the file and line otherwise."""
+        p = Path(self.path)
+        if not p.is_file():
+            raise SpecError(f"Subcircuit.path {self.path!r} is not a file")
+        raw = p.read_bytes()
+        if len(raw) > MAX_FILE_BYTES:
+            raise SpecError(f"{self.path}: {len(raw)} bytes, allowed <= {MAX_FILE_BYTES}")
+        try:
+            text = raw.decode("ascii")
+        except UnicodeDecodeError as exc:
+            raise SpecError(f"{self.path}: not plain ASCII (byte {exc.start})") from None
+        check_library_text(text, self.path)
+        n_nodes, line = subckt_nodes(text, self.name, self.path)
+        if n_nodes != len(self.ports):
+            raise SpecError(f"{self.path}:{line}: .subckt {self.name} has {n_nodes} nodes, Subcircuit.ports names "
+                            f"{len(self.ports)} ({', '.join(self.ports)})")
+        return text.replace("\r\n", "\n").rstrip("\n")
+
+    def instance(self, inst: str, terminals: tuple[str, ...], conductance_siemens: float | None = None,
+                 internal_prefix: str | None = None) -> str:
+        """`X<inst> <terminals> <fresh internal nodes> <name> params: ...` — terminals fill the first ports, the
+        others become `<internal_prefix or inst>_<port>`; a cell's conductance goes to `conductance_param`."""
+        if len(terminals) > len(self.ports):
+            raise SpecError(f"{self.name}: {len(terminals)} terminals for {len(self.ports)} ports")
+        prefix = internal_prefix or inst
+        nodes = list(terminals) + [f"{prefix}_{p}" for p in self.ports[len(terminals):]]
+        params = dict(self.params)
+        if self.conductance_param is not None:
+            if conductance_siemens is None:
+                raise SpecError(f"{self.name}: a cell instance needs its conductance")
+            params[self.conductance_param] = conductance_siemens
+        par = " ".join(f"{k}={spice_number(v)}" for k, v in params.items())
+        return f"X{ident(inst)} {' '.join(ident(n) if n != '0' else n for n in nodes)} {self.name}" + (
+            f" params: {par}" if par else "")
+
+
+def _ident(where: str, name: object) -> None:
+    try:
+        ident(name)  # type: ignore[arg-type]
+    except SpecError:
+        raise SpecError(f"{where} = {name!r} must be an identifier [A-Za-z][A-Za-z0-9_]*") from None
+
+
+def check_library_text(text: str, where: str) -> None:
+    """Refuse anything but subcircuit definitions: SpecError `<where>:<line>: ...`."""
+    for k, line in enumerate(text.replace("\r\n", "\n").split("\n"), start=1):
+        s = line.strip()
+        if not s or s[0] in "*;$":
+            continue
+        low = s.lower()
+        words = [w.lower() for w in _WORD.findall(low)]
+        if "shell" in words:
+            raise SpecError(f"{where}:{k}: 'shell' is not allowed in a user subcircuit file")
+        if low.startswith("."):
+            card = low.split()[0]
+            if card not in ALLOWED_CARDS:
+                raise SpecError(f"{where}:{k}: the card {card} is not allowed in a user subcircuit file "
+                                f"(allowed: {', '.join(ALLOWED_CARDS)}; no .control, .include, analyses or output)")
+        elif low.startswith("+") or low[0].isalpha():
+            continue
+        else:
+            raise SpecError(f"{where}:{k}: a line must be an element, a card, a comment or a continuation: {s[:40]!r}")
+
+
+def subckt_nodes(text: str, name: str, where: str) -> tuple[int, int]:
+    """(number of nodes, line) of `.subckt <name>` in `text` (continuation lines joined); SpecError if absent."""
+    lines = text.replace("\r\n", "\n").split("\n")
+    for k, line in enumerate(lines):
+        tok = line.split()
+        if len(tok) >= 2 and tok[0].lower() == ".subckt" and tok[1].lower() == name.lower():
+            for cont in lines[k + 1:]:
+                if not cont.lstrip().startswith("+"):
+                    break
+                tok += cont.lstrip()[1:].split()
+            nodes = 0
+            for t in tok[2:]:
+                if t.lower() in ("params:", "param:") or "=" in t:
+                    break
+                nodes += 1
+            return nodes, k + 1
+    raise SpecError(f"{where}: no .subckt {name} in the file")
