@@ -4,7 +4,6 @@ one torch thread) are quoted beside each assert; the whole file runs in ~20 s on
 
 from __future__ import annotations
 
-import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F

@@ -36,8 +36,13 @@ that exact form) and reprogramming noise (each cell the mask programmed, i.e. ev
 every kept one that was re-SET, lands at its nominal conductance ×(1 + σ·N) truncated at ±2σ; seed
 `*_Hardware_EP.py` `p_noise`, there 0.15/100 — possibly a typo for 15 %, so the table reports both).
 
-Measured (tests/test_edge_pruning.py; defaults, seed 0, one torch thread): see `edge_pruning_table` and the
-numbers quoted in the tests.
+Measured (tests/test_edge_pruning.py; defaults: 8/16 channels, 50 %, hysteresis 0.3, Adam 0.01, 30 epochs;
+seed 0, one torch thread, 360 held-out digits): (a) trained weights 98.9 %, (b) random unpruned 6.7 % (chance:
+the readout is random), (c) random + supermask with RESET pruned edges 93.9 %, (c') with ideal zero pruned edges
+96.1 %; 6246 mask flips in training with hysteresis vs 10638 without (−41 %; 94.7 % without), plus 1892 initial
+RESETs; read noise 2 % → 93.3 %, 10 % → 91.3 %; reprogramming noise 0.15 % → 93.9 %, 5 % → 93.2 %, 15 % → 91.8 %
+(5 draws each). Seeds 1 and 2: (b) 15.3 / 8.1 %, (c) 93.9 / 91.1 %, (c') 95.8 / 95.6 %, flips 5902 / 6182 with
+hysteresis vs 9744 / 9456 without. ~3 s per training on one core; the table 14 s.
 """
 
 from __future__ import annotations
@@ -373,7 +378,7 @@ def edge_pruning_table(spec: EdgePruningSpec = EdgePruningSpec(), *, seed: int =
     add("(b) random conductances, unpruned", trs["b"])
     add(f"(c) random + supermask {s}, pruned = |G⁺_reset − G⁻_set|, hysteresis {spec.hysteresis:g}", trs["c"])
     add(f"(c') random + supermask {s}, pruned = 0 (ideal)", trs["c'"])
-    add(f"(c) without hysteresis (plain top-k)", trs["c0"])
+    add("(c) without hysteresis (plain top-k)", trs["c0"])
     for sg in read_noise:
         add(f"(c) + read noise {100 * sg:g} % per device per read", trs["c"], read_noise_sigma=sg)
     for sg in reprogram_noise:
