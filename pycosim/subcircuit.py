@@ -15,7 +15,7 @@ from __future__ import annotations
 import hashlib
 import math
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Mapping
 
@@ -43,7 +43,7 @@ class Subcircuit:
     ports: tuple[str, ...]
     params: tuple[tuple[str, float], ...] | Mapping[str, float] = ()
     conductance_param: str | None = None
-    sha256: str = field(default="", compare=False)
+    sha256: str = ""   # of the file's text, set at construction (a changed file is a different part)
 
     def __post_init__(self) -> None:
         o = "Subcircuit"
@@ -65,6 +65,15 @@ class Subcircuit:
             if self.conductance_param in dict(self.params):
                 raise SpecError(f"{o}.conductance_param {self.conductance_param!r} is also in params")
         object.__setattr__(self, "sha256", hashlib.sha256(self.text().encode()).hexdigest())
+
+    @property
+    def label(self) -> str:
+        """`<name> sha256 <first 12 hex digits>`: how decks and reports name the part."""
+        return f"{self.name} sha256 {self.sha256[:12]}"
+
+    def library(self) -> tuple[str, str]:
+        """(label, checked text) for `Deck.user_libraries`."""
+        return self.label, self.text()
 
     def text(self) -> str:
         """The file's text, checked (see the module docstring); SpecError naming the file and line otherwise."""

@@ -79,10 +79,13 @@ def test_validate_compares_read_noise_as_distributions_over_independent_draws(tm
     class LouderNoise(type(surrogate(spec))):
         """The surrogate with its read noise drawn 1.6x too large (what a wrong noise model does)."""
 
-        def outputs(self, stimulus, nonideal=None, seed=0, **kw):
-            if nonideal is not None and nonideal.read_noise_sigma > 0 and seed >= STAT_SEED_OFFSET:
-                nonideal = replace(nonideal, read_noise_sigma=1.6 * nonideal.read_noise_sigma)
-            return super().outputs(stimulus, nonideal, seed, **kw)
+        def outputs(self, stimulus, nonideal=None, seed=0, *, realization=None):
+            # validate draws the surrogate's independent noise as a realization of the same programmed cells
+            # (the Block's `redraw`); a wrong noise model draws it 1.6x too loud
+            if realization is not None and nonideal is not None and nonideal.read_noise_sigma > 0:
+                louder = replace(nonideal, read_noise_sigma=1.6 * nonideal.read_noise_sigma)
+                realization = self.block.redraw(self.spec, stimulus, louder, realization, seed + STAT_SEED_OFFSET)
+            return super().outputs(stimulus, nonideal, seed, realization=realization)
 
     wrong = pc.validate(LouderNoise(spec), cases, {"read_noise_sigma": [0.02]},
                         store=tmp_path / "v.h5", progress=False).table[0]

@@ -202,6 +202,7 @@ class Deck:
     options: tuple[str, ...] = ()
     comments: tuple[str, ...] = field(default=())
     solver: Literal["klu", "sparse"] = "klu"  # ngspice >= 42 obeys `.options klu`; 39 ignores it
+    user_libraries: tuple[tuple[str, str], ...] = ()  # (label, checked text) of users' subcircuit files, pasted in
 
     def __post_init__(self) -> None:
         if self.solver not in ("klu", "sparse"):
@@ -220,6 +221,9 @@ class Deck:
         else:
             safe_path(lib_dir)
             lines += [f".include {safe_path(Path(lib_dir) / ident_file(inc))}" for inc in self.includes]
+        for label, text in self.user_libraries:   # always pasted: a deck never names a caller's path
+            lines += [f"* ---- begin user subcircuit {safe_text(label)} ----", text,
+                      f"* ---- end user subcircuit {safe_text(label)} ----"]
         if self.solver == "klu":
             lines.append(".options klu")
         lines += list(self.options)

@@ -3,7 +3,9 @@
 Physical parameters (all SI, positive ones stored as logs): wire resistance per segment,
 driver resistance, TIA feedback resistance (gain error), op-amp open-loop gain and input
 offset (together the TIA's Thevenin virtual ground), 1T1R access resistance, sinh I–V
-scale. The resistive network is solved exactly (`irdrop.py`); the op-amp's rails clamp
+scale. A user's cell (`Subcircuit`) is modelled by its physics, not learned: I = a·g·v0·sinh(V/v0) with
+the scale v0 and the amplitude a (`cell_gain`) fitted to SPICE runs of the user's circuit; state that
+moves under read is not modelled (the bring-your-own tests measure it). The resistive network is solved exactly (`irdrop.py`); the op-amp's rails clamp
 v_out with the same softplus as `circuits/opamp.lib`; DAC/ADC quantize like the circuit
 world (straight-through gradients). Conductances come from the same `realize` as the
 SPICE deck, so both worlds see identical devices.
@@ -23,6 +25,7 @@ from ..blocks.crossbar import (CrossbarRead, CrossbarRealization, CrossbarSpec, 
 from ..blocks.opamp import OpAmpSpec
 from ..errors import SpecError
 from ..nonideal import Nonidealities
+from ..subcircuit import Subcircuit
 from . import schur
 from .irdrop import RTOL, Network, solve_nodes
 from .physical import Param, PhysicalModel
@@ -77,7 +80,8 @@ class CrossbarModel(PhysicalModel):
                   "offset_mv": Param("opamp.offset_volt", ("opamp.offset_volt",), scale=1e3),
                   "log_a0": Param("opamp.a0", ("opamp.a0",)),
                   "log_r_access_ohm": Param("r_access_ohm", ("r_access_ohm",)),
-                  "log_iv_v0_volt": Param("iv_v0_volt", ("iv_v0_volt",))}
+                  "log_iv_v0_volt": Param("iv_v0_volt", ("iv_v0_volt", "cell")),
+                  "log_cell_gain": Param("cell_gain", ("cell",))}
 
     def __init__(self, spec: CrossbarSpec, *, device: str | torch.device | None = None,
                  dtype: torch.dtype = torch.float64, rtol: float = RTOL):
@@ -98,8 +102,10 @@ class CrossbarModel(PhysicalModel):
         self.r_out_ohm = nn.Parameter(torch.tensor(max(amp.r_out_ohm, _R_OUT_IDEAL_OHM), **f64), requires_grad=False)
         self.log_r_access_ohm = nn.Parameter(torch.tensor(math.log(spec.r_access_ohm), **f64),
                                              requires_grad=spec.cell == "1t1r")
+        self.user_cell = isinstance(spec.cell, Subcircuit)   # a user's cell: sinh physics, fitted scale and amplitude
         self.log_iv_v0_volt = nn.Parameter(torch.tensor(math.log(spec.iv_v0_volt), **f64),
-                                           requires_grad=spec.cell == "sinh")
+                                           requires_grad=spec.cell == "sinh" or self.user_cell)
+        self.log_cell_gain = nn.Parameter(torch.zeros((), **f64), requires_grad=self.user_cell)
 
     # ---- physical parameters in SI -------------------------------------------------------
     def physical_parameters(self) -> dict[str, float]:
@@ -119,6 +125,8 @@ class CrossbarModel(PhysicalModel):
         return (r_f + self.r_out_ohm) / (1 + a0), a0 * vos / (1 + a0)
 
     def _cells(self, g: torch.Tensor) -> torch.Tensor:
+        if self.user_cell:
+            return g * self.log_cell_gain.exp()
         if self.spec.cell == "1t1r":
             safe = torch.where(g > 0, g, torch.ones_like(g))
             return torch.where(g > 0, 1.0 / (1.0 / safe + self.log_r_access_ohm.exp()), torch.zeros_like(g))
@@ -135,7 +143,7 @@ class CrossbarModel(PhysicalModel):
         r_w = self.log_r_wire_ohm.exp()
         return Network(g=self._cells(g_siemens), g_wire=1.0 / r_w, g_drv=1.0 / (r_w + self.r_driver_ohm),
                        g_bot=1.0 / (r_w + r_tia), v_drv=v_in_volt, v_bot=v_bot,
-                       v0=self.log_iv_v0_volt.exp() if self.spec.cell == "sinh" else None)
+                       v0=self.log_iv_v0_volt.exp() if self.spec.cell == "sinh" or self.user_cell else None)
 
     def column_currents(self, net: Network) -> torch.Tensor:
         """Currents (b, C) into the TIAs: closed form without wire R, hierarchical Schur port
