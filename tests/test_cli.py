@@ -164,7 +164,7 @@ def assert_integrator_demo_errors_bounded(text: str) -> None:
 # (343 s from a cold cache, measured; the two score-model trainings in it the diffusion tests need anyway; its
 # claims run in the default suite through tests/test_diffusion*.py and tests/test_networks_on_integrator.py), and
 # `-m slow` runs the integrator section as a demo of its own.
-FAST_DEMO_BLOCKS = ["crossbar", "lif", "tcam"]
+FAST_DEMO_BLOCKS = ["crossbar:crossbar_section", "lif", "tcam"]   # the crossbar's random-RRAM section: -m slow
 
 
 def test_demo_writes_report_store_and_figures(tmp_path, pytestconfig):
@@ -190,7 +190,7 @@ def test_demo_writes_report_store_and_figures(tmp_path, pytestconfig):
     # the answer comes first: the summary table right after the intro, before any section
     assert text.index("## Does it still work once real circuits get in the way?") < text.index("## IR drop")
     summary = table_with(text, "verdict")
-    assert {row["block"] for row in summary} == set(FAST_DEMO_BLOCKS)
+    assert {row["block"] for row in summary} == {"crossbar", "lif", "tcam"}
     lif_rows = [row for row in summary if row["block"] == "lif"]
     assert len(lif_rows) == 2 and all(row["verdict"].startswith("works") for row in lif_rows)
     tables = tables_with(text, "injected truth")   # the crossbar's calibration, then the LIF's
@@ -242,6 +242,31 @@ def test_demo_integrator_section(tmp_path, pytestconfig):
     summary = table_with(text, "verdict")
     assert {row["block"] for row in summary} == {"integrator"}
     assert any("diffusion, ring" in row["system"] and row["verdict"].startswith("works") for row in summary)
+
+
+@pytest.mark.slow  # ~1 min (DEPLM table and training cost, five edge-pruning trainings, 2 SPICE runs)
+def test_demo_random_rram_section(tmp_path):
+    from pycosim.demo import run_demo
+
+    text = run_demo(tmp_path / "demo", progress=False, blocks=["crossbar:random_rram_section"]).read_text()
+    assert (tmp_path / "demo" / "random_rram.png").stat().st_size > 5000
+    summary = table_with(text, "verdict")
+    assert len(summary) == 2 and all(row["verdict"].startswith("works") for row in summary), summary
+    checks = {row["check"]: row["result"] for row in table_with(text, "check")}
+    assert float(checks["surrogate vs SPICE, shift-added differential currents, same noise draws"].split()[1]) < 1e-6
+    ratio = float(checks["200 noisy SPICE reads of one input vs 5000 surrogate reads: std of the noise (ratio)"])
+    assert abs(ratio - 1) < 0.02
+    assert "× in wall time" in text
+
+
+def test_demo_refuses_an_unknown_block_or_section(tmp_path):
+    from pycosim.demo import run_demo
+
+    with pytest.raises(SpecError, match="no block 'nope'"):
+        run_demo(tmp_path / "d", progress=False, blocks=["nope"])
+    with pytest.raises(SpecError, match="has no demo section 'nope_section'; it has: crossbar_section, "
+                                           "random_rram_section"):
+        run_demo(tmp_path / "d", progress=False, blocks=["crossbar:nope_section"])
 
 
 @pytest.mark.slow  # ~5 min from a cold cache (ten 64x64 CT field trainings and the hardware-aware ones)

@@ -354,5 +354,6 @@ register(Block(
     errors=AlignedErrors(outputs=("i_out_amp", "v_out_volt", "v_adc_volt"), fit_outputs=("i_out_amp", "v_out_volt")),
     honours=tuple(f.name for f in fields(Nonidealities)), stochastic=("read_noise_sigma",),
     shape_fields=("rows", "cols"), benches=_benches, size_label=lambda spec: f"{spec.rows}x{spec.cols}",
-    demo="pycosim.demo:crossbar_section", description="memristor array read (matrix-vector product)",
+    demo=("pycosim.demo:crossbar_section", "pycosim.demo.random_rram:random_rram_section"),
+    description="memristor array read (matrix-vector product)",
     redraw=redraw_read_noise))

@@ -78,7 +78,7 @@ class Block:
     shape_fields: tuple[str, ...] = ()
     benches: Callable[[], Mapping[str, Deck]] = _no_benches
     size_label: Callable[[Any], str] = _default_size
-    demo: str | None = None
+    demo: str | tuple[str, ...] | None = None
     description: str = ""
     redraw: Callable[[Any, Any, Any, Any, int], Any] | None = None
 
@@ -91,9 +91,25 @@ class Block:
         """The surrogate's class (imports the behaviour world: torch)."""
         return _load(self.surrogate, f"block {self.name!r} surrogate")
 
+    def demo_refs(self) -> tuple[str, ...]:
+        """The block's demo sections as "module:function" references (none, one, or several: systems
+        built on the block, e.g. the random-RRAM networks on the crossbar, may add their own)."""
+        return () if self.demo is None else (self.demo,) if isinstance(self.demo, str) else tuple(self.demo)
+
+    def demo_sections(self, only: str | None = None) -> list[Callable]:
+        """The demo's section functions for this block (`only`: the one whose function is named so)."""
+        refs = self.demo_refs()
+        if only is not None:
+            refs = tuple(r for r in refs if r.partition(":")[2] == only)
+            if not refs:
+                known = ", ".join(r.partition(":")[2] for r in self.demo_refs()) or "none"
+                raise SpecError(f"block {self.name!r} has no demo section {only!r}; it has: {known}")
+        return [_load(r, f"block {self.name!r} demo section") for r in refs]
+
     def demo_section(self) -> Callable | None:
-        """The demo's section function for this block, or None."""
-        return None if self.demo is None else _load(self.demo, f"block {self.name!r} demo section")
+        """The first demo section function, or None."""
+        sections = self.demo_sections()
+        return sections[0] if sections else None
 
     def check_nonideal(self, nonideal: Any) -> None:
         """Refuse a `Nonidealities` that sets a field this block does not realize."""

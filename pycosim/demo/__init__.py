@@ -13,6 +13,7 @@ from concurrent.futures import Executor
 from pathlib import Path
 
 from ..blocks.registry import registered_blocks
+from ..errors import SpecError
 from ..report import Report
 from .context import DemoContext
 from .crossbar import crossbar_section
@@ -26,7 +27,8 @@ __all__ = ["DemoContext", "crossbar_section", "demo_title", "describe_store", "i
 
 def run_demo(out_dir: str | Path = "pycosim-demo", *, executor: Executor | None = None, engine: str = "shared",
              progress: bool = True, blocks: list[str] | None = None, cache_dir: str | Path | None = None) -> Path:
-    """Run the demo sections of every registered block (or of `blocks`) into `out_dir`; returns
+    """Run the demo sections of every registered block (or of `blocks`: names, or "block:section_function"
+    for one of a block's sections) into `out_dir`; returns
     the path of `report.md`. Fitted models and trained networks are cached under `cache_dir`
     (default `out_dir`; `pycosim.cache`), so a rerun takes seconds.
 
@@ -38,7 +40,11 @@ def run_demo(out_dir: str | Path = "pycosim-demo", *, executor: Executor | None 
     out.mkdir(parents=True, exist_ok=True)
     table = registered_blocks()
     names = list(table) if blocks is None else blocks
-    rep = Report(demo_title([table[n].description or n for n in names if n in table]),
+    picked = [n.partition(":") for n in names]     # "block" (all its sections) or "block:section_function"
+    for block, _, _ in picked:
+        if block not in table:
+            raise SpecError(f"run_demo: no block {block!r}; registered: {', '.join(table)}")
+    rep = Report(demo_title(list(dict.fromkeys(table[b].description or b for b, _, _ in picked))),
                  intro="Each block runs as a real circuit in ngspice and on its PyTorch surrogate. The table "
                        "first answers, per block and system, how far the surrogate is from SPICE and how far "
                        "realistic circuits (wire resistance, op-amps, device variation, noise, converters) move "
@@ -46,9 +52,8 @@ def run_demo(out_dir: str | Path = "pycosim-demo", *, executor: Executor | None 
                        "found. Every number comes from ngspice runs made by this demo (the stores are listed "
                        "under Provenance); a rerun reuses what is stored.")
     ctx = DemoContext(out=out, engine=engine, executor=executor, progress=progress, cache_dir=cache_dir)
-    for name in names:
-        section = table[name].demo_section()
-        if section is not None:
+    for block, _, only in picked:
+        for section in table[block].demo_sections(only or None):
             section(rep, ctx)
     stores = "; ".join(f"`{path.name}`: {describe_store(path)}" for path in sorted(out.glob("*.h5")))
     lines = ctx.provenance + ([f"stores: {stores}"] if stores else [])
