@@ -28,6 +28,8 @@ _PUBLIC: dict[str, tuple[str, ...]] = {  # submodule -> the public names it defi
     "errors": ("ConvergenceError", "NetlistError", "PycosimError", "SingularMatrixError", "SpecError", "SpiceError",
                "SpiceTimeout", "StoreError"),
     "nonideal": ("Nonidealities", "Realization", "realize"),
+    "formed": ("FormedCells",),
+    "subcircuit": ("Subcircuit",),
     "results": ("SimResult", "Waveforms"),
     "simulate": ("prepare", "simulate"),
     "store": ("case_ids", "done_ids", "load_case", "load_result"),
