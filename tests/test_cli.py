@@ -256,7 +256,7 @@ def test_demo_random_rram_section(tmp_path):
     assert float(checks["surrogate vs SPICE, shift-added differential currents, same noise draws"].split()[1]) < 1e-6
     ratio = float(checks["200 noisy SPICE reads of one input vs 5000 surrogate reads: std of the noise (ratio)"])
     assert abs(ratio - 1) < 0.02
-    assert "× in wall time" in text
+    assert "× in wall time" in text and "r_wire 1.300 Ω" in text   # the calibrated wires (truth 1.3 Ω)
 
 
 def test_demo_refuses_an_unknown_block_or_section(tmp_path):
