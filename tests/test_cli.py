@@ -267,6 +267,8 @@ def test_demo_refuses_an_unknown_block_or_section(tmp_path):
     with pytest.raises(SpecError, match="has no demo section 'nope_section'; it has: crossbar_section, "
                                            "random_rram_section"):
         run_demo(tmp_path / "d", progress=False, blocks=["crossbar:nope_section"])
+    proc = _run("demo", "crossbar:nope_section", "--out", str(tmp_path / "d"))
+    assert proc.returncode == 2 and "has no demo section 'nope_section'" in proc.stderr, proc.stderr
 
 
 @pytest.mark.slow  # ~5 min from a cold cache (ten 64x64 CT field trainings and the hardware-aware ones)

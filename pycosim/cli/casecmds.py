@@ -160,7 +160,9 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from ..blocks.registry import block_named
     from ..demo import run_demo
 
-    names = [block_named(name).name for name in args.blocks] or None  # unknown names: SpecError listing the table
+    # "block" or "block:section_function"; an unknown block: SpecError listing the table
+    names = [block_named(block).name + sep + section
+             for block, sep, section in (name.partition(":") for name in args.blocks)] or None
     path = run_demo(args.out, engine=args.engine, blocks=names)
     print(f"report: {path}")
     return 0

@@ -191,7 +191,9 @@ def build_parser(blocks: Mapping[str, Any]) -> Parser:
 
     d = sub.add_parser("demo", help="the main job: every block's section (sweep, calibration, validation, "
                                     "figures) into report.md")
-    d.add_argument("blocks", nargs="*", metavar="BLOCK", help=f"only these blocks ({', '.join(names)}; default all)")
+    d.add_argument("blocks", nargs="*", metavar="BLOCK",
+                   help=f"only these blocks ({', '.join(names)}; default all), or BLOCK:SECTION for one of a block's "
+                        "sections (e.g. crossbar:random_rram_section)")
     d.add_argument("--out", default="pycosim-demo", help="output folder (store, figures, report.md)")
     _engine(d, timeout=False)
     d.set_defaults(func=cmd_demo)
