@@ -387,21 +387,20 @@ def _apply(net: DeplmNet, layer: RandomLayer, x: np.ndarray, fx: CrossbarEffects
 
 def _forward(net: DeplmNet, groups: Groups, fx: CrossbarEffects | None, fit: bool = False) -> tuple:
     """Features (N, F); with fit=True also the fitted layers (ranges from this data, ideal path)."""
-    h, layers, k = groups.group, [], 0
     base = 0 if fx is None else fx.seed
-    for layer in net.sa_layers:
-        if fit:
-            layer = _fit_range(layer, h)
-            layers.append(layer)
-        h = _apply(net, layer, h, fx, base + 1000 * k)
-        k += 1
+    layers: list = []
+
+    def run(h: np.ndarray, stage: Sequence, k0: int) -> np.ndarray:
+        for k, layer in enumerate(stage, start=k0):
+            if fit:
+                layer = _fit_range(layer, h)
+                layers.append(layer)
+            h = _apply(net, layer, h, fx, base + 1000 * k)
+        return h
+
+    h = run(groups.group, net.sa_layers, 0)
     h = np.concatenate([groups.centroids, h.max(axis=2)], axis=2)
-    for layer in net.global_layers:
-        if fit:
-            layer = _fit_range(layer, h)
-            layers.append(layer)
-        h = _apply(net, layer, h, fx, base + 1000 * k)
-        k += 1
+    h = run(h, net.global_layers, len(net.sa_layers))
     return h.max(axis=1), tuple(layers)
 
 

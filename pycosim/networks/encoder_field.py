@@ -16,9 +16,9 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from ..blocks.encoder import EncoderRealization, EncoderRun, EncoderSpec, realize_encoder
+from ..blocks.encoder import EncoderRun, EncoderSpec, realize_encoder, redraw_read_noise
 from ..errors import SpecError
-from ..nonideal import Nonidealities, read_noisy
+from ..nonideal import Nonidealities
 from ..units import check_range
 from .neural_field import Projection
 
@@ -45,12 +45,11 @@ def encoder_projection(model, *, nonideal: Nonidealities | None = None, seed: in
         if x.ndim != 2 or x.shape[1] != spec.n_inputs:
             raise SpecError(f"the encoder has n_inputs = {spec.n_inputs}; coordinates have shape {tuple(x.shape)}")
         v = x.detach().to(torch.float64).cpu().numpy() * v_per_unit_volt
-        real = base
-        if nonideal.read_noise_sigma > 0:
-            g_read = np.moveaxis(read_noisy(nonideal, base.g_siemens, v.shape[0], seed + next(calls), "array"), 0, 1)
-            real = EncoderRealization(base.g_siemens, g_read, base.g_ref_siemens, base.offset_volt, base.seed)
+        run = EncoderRun(v_in_volt=v)
+        real = base if nonideal.read_noise_sigma <= 0 else redraw_read_noise(spec, run, nonideal, base,
+                                                                             seed + next(calls))
         with torch.no_grad():
-            out = model.outputs(EncoderRun(v_in_volt=v), realization=real)
+            out = model.outputs(run, realization=real)
         return (out["v_feat_volt"] * to_b).to(x.dtype)
 
     return project

@@ -124,9 +124,7 @@ def realize_encoder(spec: EncoderSpec, run: EncoderRun, nonideal: Nonidealities 
                             "drift (numpy draws on known cells) cannot apply; use draw = 'numpy'")
         return EncoderRealization(None, None, g_ref, offsets, int(seed))
     g = programmed(nonideal, draw_cells(spec, run.draws, seed), seed, "array")
-    n_reads = run.v_in_volt.shape[0]
-    g_read = np.moveaxis(read_noisy(nonideal, g, n_reads, seed, "array"), 0, 1)
-    return EncoderRealization(g, g_read, g_ref, offsets, int(seed))
+    return redraw_read_noise(spec, run, nonideal, EncoderRealization(g, g[:, None], g_ref, offsets, int(seed)), seed)
 
 
 def redraw_read_noise(spec: EncoderSpec, run: EncoderRun, nonideal: Nonidealities, real: EncoderRealization,
