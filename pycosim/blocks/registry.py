@@ -106,11 +106,6 @@ class Block:
                 raise SpecError(f"block {self.name!r} has no demo section {only!r}; it has: {known}")
         return [_load(r, f"block {self.name!r} demo section") for r in refs]
 
-    def demo_section(self) -> Callable | None:
-        """The first demo section function, or None."""
-        sections = self.demo_sections()
-        return sections[0] if sections else None
-
     def check_nonideal(self, nonideal: Any) -> None:
         """Refuse a `Nonidealities` that sets a field this block does not realize."""
         default = type(nonideal)()
