@@ -25,7 +25,20 @@ def prepare(spec: Any, stimulus: Any, nonideal: Nonidealities | None = None, see
         raise SpecError(f"nonideal must be a Nonidealities, got {type(nonideal).__name__}")
     block = block_for(spec, stimulus)
     block.check_nonideal(nonideal)
-    return block.prepare(spec, stimulus, nonideal, seed)
+    return with_user_parts(spec, block.prepare(spec, stimulus, nonideal, seed))
+
+
+def with_user_parts(spec: Any, prep: Prepared) -> Prepared:
+    """A spec whose `opamp` is a user's circuit: every deck runs it in place of the macro-model
+    (`pycosim.blocks.opamp.with_user_opamp`); other specs' decks are returned as they are."""
+    from dataclasses import replace
+
+    from .blocks.opamp import OpAmpSpec, with_user_opamp
+
+    amp = getattr(spec, "opamp", None)
+    if not isinstance(amp, OpAmpSpec) or amp.circuit is None:
+        return prep
+    return replace(prep, decks=tuple(with_user_opamp(deck, amp) for deck in prep.decks))
 
 
 def netlist_text(prep: Prepared) -> str:

@@ -26,6 +26,9 @@ from .units import ident, spice_number
 ALLOWED_CARDS = (".subckt", ".ends", ".param", ".func", ".model")
 MAX_FILE_BYTES = 1_000_000
 _WORD = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+_ASSIGN = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*=\s*([^\s{}]+|\{[^}]*\})")
+_SPICE_NUMBER = re.compile(r"^[+-]?(\d+\.?\d*|\.\d+)(e[+-]?\d+)?([a-z]*)$")
+_NOT_FINITE = ("inf", "+inf", "-inf", "infinity", "nan", "+nan", "-nan")
 
 
 @json_type
@@ -134,10 +137,28 @@ def check_library_text(text: str, where: str) -> None:
             if card not in ALLOWED_CARDS:
                 raise SpecError(f"{where}:{k}: the card {card} is not allowed in a user subcircuit file "
                                 f"(allowed: {', '.join(ALLOWED_CARDS)}; no .control, .include, analyses or output)")
-        elif low.startswith("+") or low[0].isalpha():
+            if card in (".param", ".subckt"):
+                _check_parameter_values(low, f"{where}:{k}")
+        elif low.startswith("+"):
+            _check_parameter_values(low, f"{where}:{k}")
+        elif low[0].isalpha():
             continue
         else:
             raise SpecError(f"{where}:{k}: a line must be an element, a card, a comment or a continuation: {s[:40]!r}")
+
+
+def _check_parameter_values(line: str, where: str) -> None:
+    """`name=value` pairs of a .param/.subckt line (or its continuation): a literal value must be a finite
+    number (an expression in braces or a parameter name is left to ngspice)."""
+    for name, value in _ASSIGN.findall(line):
+        v = value.strip()
+        if v.startswith("{"):
+            continue
+        if v in _NOT_FINITE:
+            raise SpecError(f"{where}: parameter {name} = {v} must be a finite number")
+        m = _SPICE_NUMBER.match(v)
+        if m and not math.isfinite(float(m.group(1) + (m.group(2) or ""))):
+            raise SpecError(f"{where}: parameter {name} = {v} must be a finite number")
 
 
 def subckt_nodes(text: str, name: str, where: str) -> tuple[int, int]:

@@ -118,3 +118,69 @@ def test_a_changed_user_file_is_a_new_case(tmp_path):
                          conductance_param="g")
         ids.append(pc.Case(pc.CrossbarSpec(rows=2, cols=2, cell=sub), read).case_id)
     assert ids[0] != ids[1]
+
+
+def test_non_finite_parameter_values_in_the_file_are_refused_naming_file_and_line(tmp_path):
+    for text, line in ((MEMRISTOR.replace("g=34e-6", "g=nan"), 2), (".param k=1e999\n" + MEMRISTOR, 1),
+                       (MEMRISTOR.replace(" tau=1e-3", "\n+ tau=inf"), 3)):
+        with pytest.raises(pc.SpecError, match=rf"ymem\.lib:{line}: parameter \w+ = \S+ must be a finite number"):
+            Subcircuit(path=_file(tmp_path, text), name="ymem", ports=("te", "be", "xsv"))
+    ok = ".param vt=25.85m big=1.5meg e={vt*2}\n" + MEMRISTOR   # SPICE suffixes and expressions pass
+    assert Subcircuit(path=_file(tmp_path, ok), name="ymem", ports=("te", "be", "xsv")).sha256
+
+
+def _macro_copy(tmp_path, name="myamp"):
+    """pycosim's own single-pole macro-model as a user's file (renamed), so the answers are known."""
+    text = (pc.resources.circuits_dir() / "opamp.lib").read_text()
+    return _file(tmp_path, text.replace(".subckt opamp ", f".subckt {name} ").replace(".ends opamp", f".ends {name}"),
+                 f"{name}.lib")
+
+
+MACRO = dict(a0=2e4, gbw_hz=5e6, offset_volt=1e-3, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=10.0)
+
+
+def _user_macro(tmp_path) -> Subcircuit:
+    return Subcircuit(path=_macro_copy(tmp_path), name="myamp", ports=("inp", "inn", "out"),
+                      params={"a0": 2e4, "gbw": 5e6, "vos": 1e-3, "vpos": 2.5, "vneg": -2.5, "rout": 10.0})
+
+
+def test_a_user_opamp_runs_wherever_the_macro_model_did(tmp_path):
+    """The macro-model's own text as a user's op-amp: the crossbar's TIAs (with drawn offsets) and every op-amp of
+    an integrator loop (integrators, TIAs, ReLU stages, inverters) give the macro-model's answers exactly."""
+    sub = _user_macro(tmp_path)
+    read = pc.CrossbarRead(g_siemens=np.random.default_rng(0).uniform(10e-6, 60e-6, (6, 6)),
+                           v_in_volt=np.random.default_rng(1).uniform(-0.2, 0.2, (3, 6)))
+    noisy = pc.Nonidealities(opamp_offset_sigma_volt=2e-3)
+    a = pc.simulate(pc.CrossbarSpec(rows=6, cols=6, opamp=pc.OpAmpSpec(**MACRO)), read, noisy, seed=3)
+    b = pc.simulate(pc.CrossbarSpec(rows=6, cols=6, opamp=sub), read, noisy, seed=3)
+    np.testing.assert_allclose(b.outputs["v_out_volt"], a.outputs["v_out_volt"], rtol=0, atol=1e-12)
+    assert "opamp.lib --" in b.netlist and "pycosim wrapper: the `opamp` interface" in b.netlist
+    assert b.netlist.count(".subckt opamp ") == 1
+    from pycosim.blocks.integrator import example_run
+
+    spec_m = pc.IntegratorSpec(n_states=2, n_hidden=4, opamp=pc.OpAmpSpec(**MACRO))
+    spec_u = pc.IntegratorSpec(n_states=2, n_hidden=4, opamp=sub)
+    assert spec_u.opamp.circuit == sub and not spec_u.opamp.ideal
+    ra, rb = pc.simulate(spec_m, example_run(spec_m)), pc.simulate(spec_u, example_run(spec_u))
+    for key in ("x_volt", "h_volt"):
+        np.testing.assert_allclose(rb.outputs[key], ra.outputs[key], rtol=0, atol=1e-12)
+
+
+def test_a_user_opamp_is_checked_and_its_file_is_in_the_case_id(tmp_path):
+    sub = _user_macro(tmp_path)
+    two = Subcircuit(path=_file(tmp_path, MEMRISTOR), name="ymem", ports=("te", "be", "xsv"))
+    with pytest.raises(pc.SpecError, match="OpAmpSpec.circuit: the Subcircuit 'ymem' must have at least three"):
+        pc.CrossbarSpec(opamp=Subcircuit(path=_file(tmp_path, MEMRISTOR), name="ymem", ports=("te", "be", "xsv"),
+                                         conductance_param="g"))
+    assert pc.CrossbarSpec(opamp=two).opamp.circuit == two      # three ports, no conductance: an op-amp
+    with pytest.raises(pc.SpecError, match="the name 'opamp' is pycosim's"):
+        pc.OpAmpSpec.user(Subcircuit(path=_macro_copy(tmp_path, "opamp"), name="opamp", ports=("inp", "inn", "out")))
+    with pytest.raises(pc.SpecError, match="needs finite a0 and gbw_hz"):
+        pc.OpAmpSpec(circuit=sub)
+    with pytest.raises(pc.SpecError, match="CrossbarSpec.opamp = 3 must be an OpAmpSpec or a Subcircuit"):
+        pc.CrossbarSpec(opamp=3)
+    read = pc.CrossbarRead(g_siemens=np.full((2, 2), 30e-6), v_in_volt=np.full((1, 2), 0.1))
+    other = Subcircuit(path=_file(tmp_path, _macro_copy(tmp_path).read_text().replace("ksp=10e-3", "ksp=11e-3"),
+                                  "other.lib"), name="myamp", ports=("inp", "inn", "out"), params=dict(sub.params))
+    ids = {pc.Case(pc.CrossbarSpec(rows=2, cols=2, opamp=s), read).case_id for s in (sub, other)}
+    assert len(ids) == 2

@@ -26,7 +26,7 @@ from ..spice import deck as d
 from ..units import check_array, check_choice, check_range
 from .array import G_OPEN_SIEMENS  # noqa: F401  (re-exported: cells below it are left out)
 from .array import ArrayLines, Cell, array_elements, resistor_cell, subcircuit_cell, voltage_drivers
-from .opamp import OpAmpSpec, tia
+from .opamp import OpAmpSpec, opamp_field, tia
 from .registry import Block, Prepared, register
 
 CELL_KINDS = ("linear", "1t1r", "sinh")
@@ -73,8 +73,7 @@ class CrossbarSpec:
         check_range(o, "r_f_ohm", self.r_f_ohm, 1.0, 1e9, "Ohm")
         check_range(o, "c_f_farad", self.c_f_farad, 0.0, 1e-6, "F")
         check_range(o, "c_wire_farad", self.c_wire_farad, 0.0, 1e-9, "F")
-        if not isinstance(self.opamp, OpAmpSpec):
-            raise SpecError(f"CrossbarSpec.opamp = {self.opamp!r} must be an OpAmpSpec")
+        object.__setattr__(self, "opamp", opamp_field("CrossbarSpec", self.opamp))
         check_range(o, "dac_bits", self.dac_bits, 0, 24, integer=True)
         check_range(o, "v_in_max_volt", self.v_in_max_volt, 1e-3, 100.0, "V")
         check_range(o, "adc_bits", self.adc_bits, 0, 24, integer=True)

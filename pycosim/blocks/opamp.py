@@ -3,6 +3,13 @@
 An ideal op-amp is rendered as a virtual ground plus a current-controlled source (exact,
 no extra nodes); a non-ideal one as an instance of the single-pole macro-model
 `opamp` in `circuits/opamp.lib` (A0, GBW, input offset, smooth output rails, R_out).
+
+A user's op-amp (`OpAmpSpec.circuit`, a `Subcircuit` with ports in+, in−, out, ...): every deck
+instances the same `opamp` interface, so `with_user_opamp` swaps the macro-model's library for a
+wrapper `.subckt opamp` around the user's part (the drawn per-instance offsets in series with in+;
+the macro's other parameters ignored) — every block and every stage (TIAs, integrators, activation
+stages, inverters) then runs the user's circuit. The numeric fields are the surrogate's starting
+guesses, which `pc.calibrate` fits to SPICE runs of that circuit.
 """
 
 from __future__ import annotations
@@ -10,8 +17,13 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from dataclasses import replace
+
+from ..errors import SpecError
 from ..specjson import json_type
+from ..spice import Deck
 from ..spice import deck as d
+from ..subcircuit import Subcircuit
 from ..units import check_range
 
 # Stand-ins for "infinite" in the macro-model when only some parameters are non-ideal.
@@ -32,9 +44,13 @@ class OpAmpSpec:
     v_rail_pos_volt: float = math.inf    # positive output rail, V
     v_rail_neg_volt: float = -math.inf   # negative output rail, V
     r_out_ohm: float = 0.0               # output resistance, Ohm
+    circuit: Subcircuit | None = None    # a user's op-amp (ports in+, in-, out, ...); the numbers above are then
+                                         # the surrogate's starting guesses (fitted by pc.calibrate)
 
     def __post_init__(self) -> None:
         o = "OpAmpSpec"
+        if self.circuit is not None:
+            _check_user_opamp(self)
         check_range(o, "a0", self.a0, 1.0, math.inf)
         check_range(o, "gbw_hz", self.gbw_hz, 1.0, math.inf, "Hz")
         check_range(o, "offset_volt", self.offset_volt, -1.0, 1.0, "V")
@@ -52,12 +68,22 @@ class OpAmpSpec:
         return cls(a0=3.16e6, gbw_hz=20e6, offset_volt=0.5e-3, v_rail_pos_volt=2.7,
                    v_rail_neg_volt=-2.7, r_out_ohm=10.0)
 
+    @classmethod
+    def user(cls, circuit: Subcircuit, *, a0: float = 1e4, gbw_hz: float = 1e6, offset_volt: float = 0.0,
+             v_rail_pos_volt: float = math.inf, v_rail_neg_volt: float = -math.inf,
+             r_out_ohm: float = 0.0) -> "OpAmpSpec":
+        """A user's op-amp with the surrogate's starting guesses (generic: 80 dB, 1 MHz, no offset or rails)."""
+        return cls(a0=a0, gbw_hz=gbw_hz, offset_volt=offset_volt, v_rail_pos_volt=v_rail_pos_volt,
+                   v_rail_neg_volt=v_rail_neg_volt, r_out_ohm=r_out_ohm, circuit=circuit)
+
     def macro_params(self, extra_offset_volt: float = 0.0) -> dict[str, float]:
-        """Parameters of the `opamp` subcircuit, with large finite stand-ins for ideal values."""
+        """Parameters of the `opamp` subcircuit, with large finite stand-ins for ideal values (a user's
+        op-amp: its wrapper uses only `vos`, the drawn extra offset; its own offset is in its circuit)."""
+        own_offset = 0.0 if self.circuit is not None else self.offset_volt
         return {
             "a0": min(self.a0, _A0_IDEAL),
             "gbw": min(self.gbw_hz, _GBW_IDEAL_HZ),
-            "vos": self.offset_volt + extra_offset_volt,
+            "vos": own_offset + extra_offset_volt,
             "vpos": min(self.v_rail_pos_volt, _RAIL_IDEAL_VOLT),
             "vneg": max(self.v_rail_neg_volt, -_RAIL_IDEAL_VOLT),
             "rout": max(self.r_out_ohm, _ROUT_IDEAL_OHM),
@@ -84,3 +110,48 @@ def tia(name: str, inp: str, out: str, r_f_ohm: float, spec: OpAmpSpec, *,
     if c_f_farad > 0:
         lines.append(d.capacitor(f"f{name}", vg, out, c_f_farad))
     return lines
+
+
+def _check_user_opamp(spec: OpAmpSpec) -> None:
+    sub, o = spec.circuit, "OpAmpSpec.circuit"
+    if not isinstance(sub, Subcircuit):
+        raise SpecError(f"{o} = {sub!r} must be a pycosim Subcircuit or None")
+    if len(sub.ports) < 3 or sub.conductance_param is not None:
+        raise SpecError(f"{o}: the Subcircuit {sub.name!r} must have at least three ports (in+, in-, out, then "
+                        "internal ones) and no conductance_param")
+    if sub.name.lower() == "opamp":
+        raise SpecError(f"{o}: the name 'opamp' is pycosim's (the wrapper around the user's op-amp); rename the "
+                        ".subckt")
+    if not (math.isfinite(spec.a0) and math.isfinite(spec.gbw_hz)):
+        raise SpecError(f"{o}: a user's op-amp needs finite a0 and gbw_hz as the surrogate's starting guesses "
+                        "(OpAmpSpec.user(circuit) gives generic ones)")
+
+
+def opamp_field(owner: str, value: object) -> OpAmpSpec:
+    """A block's `opamp=` field: an OpAmpSpec as given, a user's Subcircuit as `OpAmpSpec.user(...)`."""
+    if isinstance(value, Subcircuit):
+        return OpAmpSpec.user(value)
+    if not isinstance(value, OpAmpSpec):
+        raise SpecError(f"{owner}.opamp = {value!r} must be an OpAmpSpec or a Subcircuit (a user's op-amp)")
+    return value
+
+
+def wrapper_text(sub: Subcircuit) -> str:
+    """`.subckt opamp` with the macro-model's interface around the user's op-amp: vos in series with in+."""
+    return "\n".join([
+        f"* pycosim wrapper: the `opamp` interface around the user's op-amp {sub.label}",
+        ".subckt opamp inp inn out params: a0=1e5 gbw=1e7 vos=0 vpos=2.5 vneg=-2.5 rout=1",
+        "Vos inpo inp dc {vos}",
+        sub.instance("user", ("inpo", "inn", "out"), internal_prefix="u"),
+        ".ends opamp"])
+
+
+def with_user_opamp(deck: Deck, amp: OpAmpSpec) -> Deck:
+    """`deck` with the user's op-amp (`amp.circuit`) wherever the macro-model was: circuits/opamp.lib left out,
+    the user's checked file and the `opamp` wrapper pasted in. Unchanged without a user op-amp or a macro."""
+    if amp.circuit is None or "opamp.lib" not in deck.includes:
+        return deck
+    libs = tuple(lib for lib in deck.user_libraries if lib != amp.circuit.library())
+    return replace(deck, includes=tuple(i for i in deck.includes if i != "opamp.lib"),
+                   user_libraries=libs + (amp.circuit.library(), (f"opamp wrapper of {amp.circuit.label}",
+                                                                  wrapper_text(amp.circuit))))

@@ -28,7 +28,7 @@ import numpy as np
 from ...errors import SpecError
 from ...specjson import json_type
 from ...units import check_array, check_choice, check_range
-from ..opamp import OpAmpSpec
+from ..opamp import OpAmpSpec, opamp_field
 
 DISTRIBUTIONS = ("normal", "truncated", "skew_normal")
 DRAWS = ("numpy", "ngspice")
@@ -76,8 +76,7 @@ class EncoderSpec:
         check_range(o, "g_unformed_siemens", self.g_unformed_siemens, 0.0, 1e-2, "S")
         check_range(o, "r_wire_ohm", self.r_wire_ohm, 0.0, 1e4, "Ohm")
         check_range(o, "r_diff_ohm", self.r_diff_ohm, 1.0, 1e9, "Ohm")
-        if not isinstance(self.opamp, OpAmpSpec):
-            raise SpecError(f"{o}.opamp = {self.opamp!r} must be an OpAmpSpec")
+        object.__setattr__(self, "opamp", opamp_field(o, self.opamp))
         check_choice(o, "draw", self.draw, DRAWS)
         if self.draw == "ngspice" and (self.distribution != "normal" or self.unformed_fraction > 0):
             raise SpecError(f"{o}.draw = 'ngspice' draws normal cells only (agauss): distribution must be 'normal' "

@@ -9,7 +9,7 @@ import numpy as np
 from ...errors import SpecError
 from ...specjson import json_type
 from ...units import check_array, check_choice, check_range
-from ..opamp import OpAmpSpec
+from ..opamp import OpAmpSpec, opamp_field
 
 ACTIVATIONS = ("linear", "relu", "tanh")
 MAX_WEIGHT = 100.0        # |w| and |b| limit (dimensionless / V): 100·g_unit per cell
@@ -41,8 +41,7 @@ class IntegratorSpec:
         check_range(o, "c_fb_farad", self.c_fb_farad, 1e-15, 1e-3, "F")
         check_range(o, "g_unit_siemens", self.g_unit_siemens, 1e-9, 1e-2, "S")
         check_range(o, "r_wire_ohm", self.r_wire_ohm, 0.0, 1e4, "Ohm")
-        if not isinstance(self.opamp, OpAmpSpec):
-            raise SpecError(f"IntegratorSpec.opamp = {self.opamp!r} must be an OpAmpSpec")
+        object.__setattr__(self, "opamp", opamp_field("IntegratorSpec", self.opamp))
         check_range(o, "t_reset_s", self.t_reset_s, 1e-12, 1.0, "s")
         check_range(o, "max_step_tau", self.max_step_tau, 1e-6, 0.1)
 

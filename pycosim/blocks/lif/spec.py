@@ -20,7 +20,7 @@ import numpy as np
 from ...errors import SpecError
 from ...specjson import json_type
 from ...units import check_array, check_choice, check_range
-from ..opamp import OpAmpSpec
+from ..opamp import OpAmpSpec, opamp_field
 
 INPUT_MODES = ("virtual_ground", "direct")
 MAX_G_SIEMENS = 1e-2      # largest programmable cell conductance, S
@@ -66,8 +66,7 @@ class LIFSpec:
         check_range(o, "t_ref_s", self.t_ref_s, 1e-9, 1e-2, "s")
         check_choice(o, "input_mode", self.input_mode, INPUT_MODES)
         check_range(o, "r_wire_ohm", self.r_wire_ohm, 0.0, 1e4, "Ohm")
-        if not isinstance(self.opamp, OpAmpSpec):
-            raise SpecError(f"LIFSpec.opamp = {self.opamp!r} must be an OpAmpSpec")
+        object.__setattr__(self, "opamp", opamp_field("LIFSpec", self.opamp))
         check_range(o, "r_f_ohm", self.r_f_ohm, 1.0, 1e7, "Ohm")
         check_range(o, "comparator_offset_volt", self.comparator_offset_volt, -0.5, 0.5, "V")
         check_range(o, "comparator_delay_s", self.comparator_delay_s, 1e-12, 1e-6, "s")
