@@ -4,7 +4,7 @@ Importing this package registers every built-in block in `registry`; third-party
 register through the `pycosim.blocks` entry-point group (see `registry.registered_blocks`).
 """
 
-from . import crossbar, encoder, integrator, lif, tcam  # noqa: F401  (registers the built-in blocks)
+from . import amplifier, crossbar, encoder, integrator, lif, tcam  # noqa: F401  (registers the built-in blocks)
 from .registry import Block, Prepared, block_for, register, registered_blocks
 
 __all__ = ["Block", "Prepared", "block_for", "register", "registered_blocks"]
