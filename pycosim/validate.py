@@ -93,11 +93,14 @@ class ValidationReport:
     keys: tuple[str, ...]
     table: list[dict[str, Any]]
     parity: dict[str, tuple[np.ndarray, np.ndarray]] = field(repr=False)  # key -> (spice, surrogate)
+    notes: tuple[str, ...] = ()  # what the surrogate does not model here, measured (`Block.validation_notes`)
 
     def to_markdown(self) -> str:
         """The table as Markdown: only the grid fields that vary, rows merged where a field made no
-        difference to any number shown, NRMSE in %, a note on what was merged and the wall times."""
-        return validation_markdown(self.table, self.grid_names)
+        difference to any number shown, NRMSE in %, a note on what was merged and the wall times,
+        then the block's notes on what the surrogate leaves out (e.g. a user cell's state drift)."""
+        text = validation_markdown(self.table, self.grid_names)
+        return text + "".join(f"\n{note}\n" for note in self.notes)
 
     def worst(self, metric: str) -> float:
         return max(float(row[metric]) for row in self.table)
@@ -216,7 +219,9 @@ def validate(model: Any, cases: Sequence[Case], nonideal_grid: Mapping[str, Sequ
     model: a surrogate (or a Calibration); cases: held-out base cases; nonideal_grid:
     {field: [values]} over spec fields (dotted for `opamp.*`) and Nonidealities fields the
     block honours; store: HDF5 store of the SPICE runs (resumable; default a temporary file).
-    Errors are the block's error model (`Block.errors`). Where a case turns on a stochastic
+    Errors are the block's error model (`Block.errors`); the block's `validation_notes` add what the
+    surrogate does not model for these cases, measured in SPICE on the base cases (e.g. a user cell's
+    state drift over the held-out reads, `pycosim.cell_dynamics`). Where a case turns on a stochastic
     nonideality of the block (e.g. read noise), the row also compares the two worlds as
     distributions: the surrogate is drawn with independent seeds (`STAT_SEED_OFFSET` away), and
     the deviations from each world's noiseless answer are compared (std ratio, KS statistic and
@@ -269,8 +274,10 @@ def validate(model: Any, cases: Sequence[Case], nonideal_grid: Mapping[str, Sequ
         table.append(row)
     if tmp is not None:
         tmp.cleanup()
+    notes = block.notes_for_validation(cases, engine=engine)
     return ValidationReport(grid_names=tuple(nonideal_grid or {}), keys=keys, table=table,
-                            parity={k: (np.concatenate(a), np.concatenate(b)) for k, (a, b) in parity.items() if a})
+                            parity={k: (np.concatenate(a), np.concatenate(b)) for k, (a, b) in parity.items() if a},
+                            notes=notes)
 
 
 STAT_SEED_OFFSET = 1_000_003  # the surrogate's independent draws use seed + this

@@ -187,6 +187,29 @@ def _saves(spec: CrossbarSpec, with_drivers: bool) -> tuple[str, ...]:
     return tuple(s)
 
 
+def cell_internal_ports(spec: CrossbarSpec) -> tuple[str, ...]:
+    """A user cell's ports after the word- and bit-line sides (e.g. a state node); () for built-in cells."""
+    return spec.cell.ports[2:] if isinstance(spec.cell, Subcircuit) else ()
+
+
+def _cell_port_saves(spec: CrossbarSpec, g: np.ndarray) -> tuple[str, ...]:
+    """v(c<r>_<c>_<port>) of every closed cell's internal ports (the nodes `Subcircuit.instance` makes)."""
+    closed = np.asarray(g) >= G_OPEN_SIEMENS
+    return tuple(d.node_voltage(f"c{r}_{c}_{port}") for port in cell_internal_ports(spec)
+                 for r in range(spec.rows) for c in range(spec.cols) if closed[r, c])
+
+
+def _cell_port_outputs(spec: CrossbarSpec, vectors, g: np.ndarray, n_time: int) -> dict[str, np.ndarray]:
+    """`v_cell_<port>_volt` (n_time, rows, cols) per internal port; NaN where a cell is open (not in the deck)."""
+    out = {}
+    for port in cell_internal_ports(spec):
+        v = np.full((n_time, spec.rows, spec.cols), np.nan)
+        for r, c in zip(*np.nonzero(np.asarray(g) >= G_OPEN_SIEMENS)):
+            v[:, r, c] = vectors[d.node_voltage(f"c{r}_{c}_{port}")]
+        out[f"v_cell_{port}_volt"] = v
+    return out
+
+
 def _title(spec: CrossbarSpec, what: str) -> tuple[str, tuple[str, ...]]:
     from ..specjson import to_json
     import hashlib
@@ -233,7 +256,8 @@ def transient_deck(spec: CrossbarSpec, stim: CrossbarTransient, real: Realizatio
     title, comments = _title(spec, "transient read")
     return Deck(title=title, comments=comments, includes=_includes(spec), user_libraries=_user_libraries(spec),
                 elements=tuple(_array_elements(spec, real.g_read_siemens[0], None, (stim.t_s, v), real.offset_volt)),
-                saves=_saves(spec, with_drivers=True), solver=transient_solver(spec),
+                saves=_saves(spec, with_drivers=True) + _cell_port_saves(spec, real.g_read_siemens[0]),
+                solver=transient_solver(spec),
                 analyses=(Analysis(d.tran(stim.t_step_s, stim.t_stop_s, stim.t_step_s)),))
 
 
@@ -318,6 +342,7 @@ def observe(spec: CrossbarSpec, stim, prep: Prepared, plots: Sequence[Sequence[P
     out = _finish(spec, i_w[-1:], v_w[-1:])
     out["settling_time_s"] = settling_time(t, v_w, _last_edge_s(stim))
     out["energy_per_read_joule"] = np.array([np.trapezoid(power_w, t)])
+    out |= _cell_port_outputs(spec, p.vectors, prep.context["realization"].g_read_siemens[0], len(t))
     signals = {f"v_out{c}": v_w[:, c] for c in cols} | {f"i_out{c}": i_w[:, c] for c in cols}
     units = {f"v_out{c}": "V" for c in cols} | {f"i_out{c}": "A" for c in cols}
     return out, Waveforms(time_s=t, signals=signals, units=units)
@@ -355,4 +380,4 @@ register(Block(
     shape_fields=("rows", "cols"), benches=_benches, size_label=lambda spec: f"{spec.rows}x{spec.cols}",
     demo=("pycosim.demo:crossbar_section", "pycosim.demo.random_rram:random_rram_section"),
     description="memristor array read (matrix-vector product)",
-    redraw=redraw_read_noise))
+    redraw=redraw_read_noise, validation_notes="pycosim.cell_dynamics:validation_notes"))

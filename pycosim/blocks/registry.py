@@ -62,6 +62,10 @@ class Block:
     redraw(spec, stimulus, nonideal, realization, seed) -> realization: the same devices with the
     `stochastic` effects drawn anew from `seed` (for `validate`'s noise statistics), where the seed also
     draws the devices (None: `validate` redraws everything with another seed).
+    validation_notes ("module:function", optional; imported only when `validate` runs): notes(cases, *,
+    engine) -> tuple of sentences that `validate` adds under its report, saying what the surrogate does not
+    model for these held-out cases and what SPICE measured of it (the crossbar: a user cell's state drift
+    under read, `pycosim.cell_dynamics`); it may run SPICE and returns () when there is nothing to say.
     """
 
     name: str
@@ -81,6 +85,7 @@ class Block:
     demo: str | tuple[str, ...] | None = None
     description: str = ""
     redraw: Callable[[Any, Any, Any, Any, int], Any] | None = None
+    validation_notes: str | None = None
 
     @property
     def module(self) -> str:
@@ -90,6 +95,12 @@ class Block:
     def surrogate_class(self) -> type:
         """The surrogate's class (imports the behaviour world: torch)."""
         return _load(self.surrogate, f"block {self.name!r} surrogate")
+
+    def notes_for_validation(self, cases: Sequence[Any], *, engine: Any = "shared") -> tuple[str, ...]:
+        """`validation_notes` applied to held-out cases (() when the block names none)."""
+        if self.validation_notes is None:
+            return ()
+        return tuple(_load(self.validation_notes, f"block {self.name!r} validation notes")(cases, engine=engine))
 
     def demo_refs(self) -> tuple[str, ...]:
         """The block's demo sections as "module:function" references (none, one, or several: systems
