@@ -19,10 +19,15 @@ def json_type(cls: type) -> type:
 
 
 def _encode(obj: Any) -> Any:
+    """A field left at a default of None (an optional user part not given) is omitted: the text, and so the
+    case ids and deck comments hashed from it, stay what they were before such a field existed."""
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         out = {"type": type(obj).__name__}
         for f in dataclasses.fields(obj):
-            out[f.name] = _encode(getattr(obj, f.name))
+            value = getattr(obj, f.name)
+            if value is None and f.default is None:
+                continue
+            out[f.name] = _encode(value)
         return out
     if isinstance(obj, float) and not math.isfinite(obj):
         return repr(obj)  # "inf", "-inf"
@@ -52,6 +57,13 @@ def _decode(obj: Any) -> Any:
 def to_json(obj: Any) -> str:
     """Deterministic JSON text of a spec dataclass (sorted keys; inf written as "inf")."""
     return json.dumps(_encode(obj), sort_keys=True, allow_nan=False)
+
+
+def spec_digest(obj: Any) -> str:
+    """First 12 hex digits of the sha256 of `to_json(obj)`: how decks name the spec they were rendered from."""
+    import hashlib
+
+    return hashlib.sha256(to_json(obj).encode()).hexdigest()[:12]
 
 
 def from_json(text: str) -> Any:

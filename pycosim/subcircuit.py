@@ -178,3 +178,62 @@ def subckt_nodes(text: str, name: str, where: str) -> tuple[int, int]:
                 nodes += 1
             return nodes, k + 1
     raise SpecError(f"{where}: no .subckt {name} in the file")
+
+
+def check_cell(owner: str, cell: object, sides: str = "word-line side, bit-line side") -> None:
+    """A block's `cell=` (`owner`, e.g. "LIFSpec.cell"): None (the built-in cells) or a Subcircuit usable as a
+    two-terminal cell (conductance_param named; at least two ports, `sides`); SpecError naming the field otherwise."""
+    if cell is None:
+        return
+    if not isinstance(cell, Subcircuit):
+        raise SpecError(f"{owner} = {cell!r} must be None (the built-in cells) or a pycosim.Subcircuit")
+    if cell.conductance_param is None or len(cell.ports) < 2:
+        raise SpecError(f"{owner}: the Subcircuit {cell.name!r} must name conductance_param and at least two ports "
+                        f"({sides}), got conductance_param = {cell.conductance_param!r} and ports {cell.ports}")
+
+
+def check_part(sub: object, owner: str, *, what: str, ports: str, min_ports: int,
+               reserved: tuple[str, ...]) -> "Subcircuit":
+    """A block's user part (`owner`, e.g. "LIFSpec.comparator"): a Subcircuit with at least `min_ports` ports (`ports`
+    names them in the block's order), no conductance_param, self-contained — its file neither defines a `.subckt` or
+    `.model` nor instances a subcircuit named as one of pycosim's own (`reserved`: the library's names the part sits
+    among, and `opamp`); SpecError naming the field otherwise."""
+    if not isinstance(sub, Subcircuit):
+        raise SpecError(f"{owner} = {sub!r} must be None (the built-in {what}) or a pycosim.Subcircuit")
+    if len(sub.ports) < min_ports or sub.conductance_param is not None:
+        raise SpecError(f"{owner}: the Subcircuit {sub.name!r} must have at least {min_ports} ports ({ports}, then "
+                        f"internal ones) and no conductance_param, got ports {sub.ports} and conductance_param = "
+                        f"{sub.conductance_param!r}")
+    names = {n.lower() for n in reserved}
+    if sub.name.lower() in names:
+        raise SpecError(f"{owner}: the name {sub.name!r} is pycosim's; rename the .subckt")
+    for k, kind, name in _definitions_and_instances(sub.text()):
+        if name.lower() in names:
+            raise SpecError(f"{sub.path}:{k}: {owner}: the file {kind} {name!r}, one of pycosim's own "
+                            f"({', '.join(reserved)}); the part must be self-contained: give it its own, renamed")
+    return sub
+
+
+def _definitions_and_instances(text: str) -> list[tuple[int, str, str]]:
+    """(line, "defines"/"instances", name) of every `.subckt`/`.model` card and X element (continuations joined)."""
+    out, lines = [], text.replace("\r\n", "\n").split("\n")
+    for k, line in enumerate(lines, start=1):
+        tok = line.split()
+        if not tok or tok[0][0] in "*;$+":
+            continue
+        for cont in lines[k:]:
+            if not cont.lstrip().startswith("+"):
+                break
+            tok += cont.lstrip()[1:].split()
+        head = tok[0].lower()
+        if head in (".subckt", ".model") and len(tok) > 1:
+            out.append((k, "defines", tok[1].split("(")[0]))
+        elif head[0] == "x":
+            nodes = []
+            for t in tok[1:]:
+                if t.lower() in ("params:", "param:") or "=" in t:
+                    break
+                nodes.append(t)
+            if nodes:
+                out.append((k, "instances", nodes[-1]))
+    return out

@@ -8,6 +8,12 @@ the difference stage (v_j − v_ref + 2·v_os)·A/(2 + A); both clamp at the rai
 circuits/opamp.lib. Statistics of the formed cells (mean, σ, unformed fraction; fitted to SPICE
 Monte-Carlo by `fit_statistics`) drive `sample_outputs`, which draws fresh encoders. With a
 realization (`outputs`), the conductances are exactly the ones the deck used.
+
+A user's cell (`EncoderSpec.cell`, a `Subcircuit`) is treated as linear: a drawn cell of programmed
+conductance G conducts a·G, with the amplitude a (`cell_gain`, its small-signal conductance relative to
+G; 1 to start) fitted by `pc.calibrate` to SPICE runs of the user's circuit; the reference column stays
+the spec's resistors. A cell that is not linear over the read voltages shows up as `pc.validate`'s
+held-out error, not in the model.
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from ..blocks.encoder import EncoderRealization, EncoderRun, EncoderSpec, check_
 from ..errormodels import DistributionErrors
 from ..errors import SpecError
 from ..nonideal import Nonidealities
+from ..subcircuit import Subcircuit
 from . import schur
 from .crossbar import _f64, rail_clamp, with_ideal_values
 from .physical import Param, PhysicalModel
@@ -42,7 +49,8 @@ class EncoderModel(PhysicalModel):
                   "log_a0": Param("opamp.a0", ("opamp.a0",)),
                   "log_g_mean_siemens": Param("g_mean_siemens", _STATS),
                   "log_g_sigma_siemens": Param("g_sigma_siemens", _STATS),
-                  "unformed_fraction": Param("unformed_fraction", _STATS, scale=1.0)}
+                  "unformed_fraction": Param("unformed_fraction", _STATS, scale=1.0),
+                  "log_cell_gain": Param("cell_gain", ("cell",))}
 
     def __init__(self, spec: EncoderSpec, *, device: str | torch.device | None = None):
         super().__init__(spec, device=device)
@@ -62,6 +70,8 @@ class EncoderModel(PhysicalModel):
         self.log_g_sigma_siemens = nn.Parameter(torch.tensor(math.log(max(spec.g_sigma_siemens, 1e-30)), **f64),
                                                 requires_grad=False)
         self.unformed_fraction = nn.Parameter(torch.tensor(spec.unformed_fraction, **f64), requires_grad=False)
+        self.user_cell = isinstance(spec.cell, Subcircuit)   # a user's cell: linear, fitted amplitude
+        self.log_cell_gain = nn.Parameter(torch.zeros((), **f64), requires_grad=self.user_cell)
 
     def physical_parameters(self) -> dict[str, float]:
         """Every physical parameter in SI (ideal wires exactly 0 Ohm, an ideal op-amp's gain inf)."""
@@ -80,6 +90,8 @@ class EncoderModel(PhysicalModel):
         has shape (draws, batch, ...)."""
         spec, f = self.spec, self.spec.n_features
         g = _f64(g_siemens, self.log_r_f_ohm.device)
+        if self.user_cell:
+            g = g * self.log_cell_gain.exp()
         v = _f64(v_in_volt, g.device)
         draws = g.shape[0]
         g_ref = (torch.full((spec.n_inputs,), spec.g_ref_siemens, dtype=torch.float64, device=g.device)
@@ -177,7 +189,8 @@ class EncoderModel(PhysicalModel):
                        g_split_siemens: float | None = None) -> dict[str, float]:
         """Fit mean, σ and unformed fraction of the formed cells to Monte-Carlo features (e.g. a SPICE run
         with `draw="ngspice"`). Reads must be one-hot coordinates (one nonzero input each), so a feature
-        maps back to one cell: G = g_ref − v_feat/(R_f·v_i) with this model's fitted R_f. Cells below
+        maps back to one cell: G = (g_ref − v_feat/(R_f·v_i))/a with this model's fitted R_f (and a user cell's
+        fitted cell_gain a; 1 otherwise). Cells below
         `g_split_siemens` (default: halfway from g_unformed to the mean − 4σ of the spec) count as unformed.
         Sets the statistics and returns them (SI)."""
         v = np.asarray(v_in_volt, dtype=np.float64)
@@ -188,10 +201,11 @@ class EncoderModel(PhysicalModel):
             raise SpecError("fit_statistics needs one-hot reads: v_in_volt (batch, n_inputs) with one nonzero "
                             "coordinate per read, and v_feat_volt (draws, batch, n_features)")
         r_f = float(self.log_r_f_ohm.detach().exp())
+        gain = float(self.log_cell_gain.detach().exp()) if self.user_cell else 1.0
         cells = []
         for b in range(v.shape[0]):
             i = int(np.flatnonzero(v[b])[0])
-            cells.append(self.spec.g_ref_siemens - feats[:, b, :] / (r_f * v[b, i]))
+            cells.append((self.spec.g_ref_siemens - feats[:, b, :] / (r_f * v[b, i])) / gain)
         g = np.concatenate([c.ravel() for c in cells])
         spec = self.spec
         split = (g_split_siemens if g_split_siemens is not None else

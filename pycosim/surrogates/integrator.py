@@ -18,6 +18,12 @@ circuit adds (DESIGN §6), each from the realized devices and the op-amp spec:
 The realized circuit is the block's `IntegratorRealization` (the deck's own draw when given).
 Parameters a person can read: τ, A0, GBW-lag scale, the activation's I_s, n·V_t, width,
 threshold, the wire resistance per segment.
+
+A user's activation stage (`IntegratorSpec.activation_circuit`) keeps the physics of its family
+(`spec.activation`): the curve parameters above start at the built-in stage's values and `pc.calibrate`
+fits them to SPICE runs of the user's circuit; its gain is taken as 1 and its offset as 0 (the spec's
+op-amp and the drawn offsets do not reach it; a relu's offset is the fitted threshold), its lag stays in
+the fitted GBW-lag scale, and its supply is left out of the energy estimate, as in the circuit world.
 """
 
 from __future__ import annotations
@@ -145,7 +151,13 @@ class IntegratorModel(PhysicalModel):
     def _loop(self, loop: Mapping[str, torch.Tensor]):
         """Effective weights, leaks, offsets and lags of one realized circuit."""
         lag_s = self.log_lag_scale.exp() / (2 * math.pi * self.gbw_hz)
-        return loop_coefficients(loop, a0=self.log_a0.exp(), lag_s=lag_s, tau_s=self.log_tau_s.exp())
+        p = loop_coefficients(loop, a0=self.log_a0.exp(), lag_s=lag_s, tau_s=self.log_tau_s.exp())
+        if self.spec.activation_circuit is not None:  # the user's stage: gain 1, no op-amp offset of ours
+            p["act_gain"] = torch.ones_like(p["act_gain"])
+            for key in ("act_off", "act_off2"):
+                if key in p:
+                    p[key] = torch.zeros_like(p[key])
+        return p
 
     def _layers(self, p, x: torch.Tensor, dx: torch.Tensor | None, u_in: torch.Tensor | None = None):
         """(z1, h1, z2, h2): pre-activations and activations of both hidden layers (z2 = h2 = None

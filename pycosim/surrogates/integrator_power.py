@@ -21,7 +21,8 @@ def supply_power(spec: IntegratorSpec, run: IntegratorRun, loop: Mapping[str, to
     2·g·a (feedback and the activation's input resistor), a = −z; an activation stage g·z (the
     input current returned through its feedback) + loads. A load is a cell conductance into a
     virtual ground (from the layer's effective matrix), or an inverter's input resistor (where the
-    deck builds that inverter).
+    deck builds that inverter). A user's activation stage (`spec.activation_circuit`) is left out, as the
+    circuit world's `observe` leaves it out.
     """
     g = spec.g_unit_siemens
     z1, h1, z2, h2 = layers
@@ -43,7 +44,8 @@ def supply_power(spec: IntegratorSpec, run: IntegratorRun, loop: Mapping[str, to
         hidden.append((z2, h2, last_pos, last_neg, loop["need_hhn"]))
     for z, h, from_h, from_hn, need_hn in hidden:
         hn_i = inv_current(h, from_hn, need_hn)
-        currents += [2.0 * g * (-z), g * z + g * h * (col(from_h) + need_hn), hn_i]
+        act_i = [] if spec.activation_circuit is not None else [g * z + g * h * (col(from_h) + need_hn)]
+        currents += [2.0 * g * (-z), *act_i, hn_i]
     i_out = torch.cat(currents, dim=-1)
     amp = spec.opamp
     swing = max(float(x.detach().abs().max()), float(h1.detach().abs().max()),

@@ -24,6 +24,18 @@ v_in_pwl = (t_s (m,), v (m, rows) or (B, m, rows)) shared breakpoints, and/or v_
 (rows,) or (B, rows); returns tensors with a leading batch axis: spike_count (B, n),
 spike_times_s (B, n, K) NaN-padded, t_s (n_points,), v_mem_volt (B, n_points, n),
 energy_joule (B,). `outputs(run, ...)` is the single-run face with `pc.simulate`'s keys.
+
+A user's cell (`LIFSpec.cell`, a `Subcircuit`) is treated as linear: a cell of programmed
+conductance G conducts a·G, with the amplitude a (`cell_gain`, its small-signal conductance relative
+to G; 1 to start) fitted by `pc.calibrate` to SPICE runs of the user's circuit; state that moves
+under the input is not modelled (`pc.validate`'s held-out error shows what that costs). The
+membrane equation is unchanged when a, 1/R_leak and C_mem scale together (the reset switch only
+weakly breaks that), so with a user cell R_leak stays at its spec value and is not fitted.
+
+A user's comparator (`LIFSpec.comparator`) keeps this physics: its trip point relative to the threshold
+and its delay are the fitted `comparator_offset_volt` (`offset_v`) and `comparator_delay_s`
+(`pc.calibrate(spec, runs, fit=["comparator_offset_volt", "comparator_delay_s"])` recovers a 20 mV
+trip offset to 0.2 %, tests/test_byo_stages.py); its gain, hysteresis and input current are not modelled.
 """
 
 from __future__ import annotations
@@ -40,6 +52,7 @@ from ..blocks.lif.realization import LIFRealization, realize_lif
 from ..blocks.lif.spec import LIFRun, LIFSpec
 from ..blocks.opamp import _A0_IDEAL, _GBW_IDEAL_HZ, _ROUT_IDEAL_OHM
 from ..nonideal import Nonidealities
+from ..subcircuit import Subcircuit
 from . import lif_events as ev
 from . import schur
 from .physical import Param, PhysicalModel
@@ -104,6 +117,7 @@ class LIFModel(PhysicalModel):
         "log_gbw_hz": Param("opamp.gbw_hz", ("opamp.gbw_hz", "opamp.a0")),
         "log_a0": Param("opamp.a0", ("opamp.a0", "opamp.gbw_hz")),
         "tia_offset_mv": Param("opamp.offset_volt", ("opamp.offset_volt",), scale=1e3),
+        "log_cell_gain": Param("cell_gain", ("cell",)),
     }
 
     def __init__(self, spec: LIFSpec, *, fit_extension: float = FIT_EXTENSION,
@@ -117,8 +131,10 @@ class LIFModel(PhysicalModel):
         def p(value: float, fit: bool = True) -> nn.Parameter:
             return nn.Parameter(torch.tensor(float(value), dtype=torch.float64), requires_grad=fit)
 
+        self.user_cell = isinstance(spec.cell, Subcircuit)   # a user's cell: linear, fitted amplitude
+        self.log_cell_gain = p(0.0, fit=self.user_cell)
         self.log_c_mem_farad = p(math.log(spec.c_mem_farad))
-        self.log_r_leak_ohm = p(math.log(spec.r_leak_ohm))
+        self.log_r_leak_ohm = p(math.log(spec.r_leak_ohm), fit=not self.user_cell)
         self.v_th_v = p(spec.v_th_volt, fit=False)
         self.v_reset_v = p(spec.v_reset_volt)
         self.log_t_ref_s = p(math.log(spec.t_ref_s))
@@ -173,6 +189,8 @@ class LIFModel(PhysicalModel):
         spec = self.spec
         g = _f64(g_siemens)
         g = g[None] if g.dim() == 2 else g
+        if self.user_cell:
+            g = g * self.log_cell_gain.exp()
         rows, n = g.shape[-2:]
         pwl_t = None if v_in_pwl is None else np.asarray(v_in_pwl[0], dtype=np.float64)
         sizes = [g.shape[0]]

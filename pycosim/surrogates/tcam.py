@@ -44,6 +44,13 @@ and r_wire_ohm are kept at the spec's values (with the memristor states they are
 a match line sees R_lrs + R_on) and may be fitted by name (`pc.calibrate(..., fit=[...])`).
 The fit loss (`fit_loss`) adds the energy per search to v_ml: the voltages alone see only the time
 constants (R + R_on)·C and cannot tell C_ML from the resistances.
+
+A user's memristor (`TCAMSpec.cell`, a `Subcircuit` in every branch) is treated as linear: a branch
+programmed to g conducts a·g in series with its access device, the amplitude a (`cell_gain`, the
+part's small-signal conductance relative to g; 1 to start) fitted by `pc.calibrate` to SPICE runs of
+the user's circuit. a scales LRS and HRS alike, so with a user cell the default fit is cell_gain,
+c_ml_farad and sense_offset_volt (R_lrs and R_hrs stay at the programmed states and may be fitted by
+name); a part that is not linear over [0, V_pre] shows up as `pc.validate`'s held-out error.
 """
 
 from __future__ import annotations
@@ -58,6 +65,7 @@ from torch import nn
 from ..blocks.tcam.realization import TCAMRealization, realize_tcam
 from ..blocks.tcam.spec import TCAMSearch, TCAMSpec, branch_gates, branch_states, ternary
 from ..nonideal import Nonidealities
+from ..subcircuit import Subcircuit
 from .physical import Param, PhysicalModel
 
 N_CHEB = 6             # Chebyshev terms of each branch's G(V)
@@ -128,8 +136,10 @@ class TCAMModel(PhysicalModel):
         "log_c_overlap_farad": Param("c_overlap_farad", ("c_overlap_farad", "device_caps")),
         "log_c_ml_device_farad": Param("c_ml_device_farad", ("c_ml_device_farad", "device_caps")),
         "log_r_wire_ohm": Param("r_wire_ohm", ("r_wire_ohm",)),
+        "log_cell_gain": Param("cell_gain", ("cell",)),
     }
     DEFAULT_FIT = ("r_lrs_ohm", "r_hrs_ohm", "c_ml_farad", "sense_offset_volt")
+    DEFAULT_FIT_USER_CELL = ("cell_gain", "c_ml_farad", "sense_offset_volt")
 
     def __init__(self, spec: TCAMSpec, *, n_cheb: int = N_CHEB, n_steps: tuple[int, int] = N_STEPS,
                  n_gauss: int = N_GAUSS, trace_weight: float = TRACE_WEIGHT,
@@ -160,20 +170,24 @@ class TCAMModel(PhysicalModel):
         self.log_c_ml_device_farad = p(log_or_zero(caps["ml_device"]), caps["ml_device"] > 0)
         self.wired = spec.r_wire_ohm > 0
         self.log_r_wire_ohm = p(log_or_zero(spec.r_wire_ohm), self.wired)
+        self.user_cell = isinstance(spec.cell, Subcircuit)   # a user's memristor: linear, fitted amplitude
+        self.log_cell_gain = p(0.0, self.user_cell)
+        self.default_fit = self.DEFAULT_FIT_USER_CELL if self.user_cell else self.DEFAULT_FIT
         self._fittable = [pp.name for attr, pp in self.PARAMETERS.items() if getattr(self, attr).requires_grad]
         for attr, pp in self.PARAMETERS.items():
-            if pp.name not in self.DEFAULT_FIT:
+            if pp.name not in self.default_fit:
                 getattr(self, attr).requires_grad_(False)
 
     # ---- parameters --------------------------------------------------------------------------
     def fitted_names(self) -> list[str]:
-        """The parameters calibration fits by default: the memristor states, C_ML and the sense offset."""
-        return [n for n in self.DEFAULT_FIT if n in self._fittable]
+        """The parameters calibration fits by default: the memristor states (a user cell: its cell_gain), C_ML
+        and the sense offset."""
+        return [n for n in self.default_fit if n in self._fittable]
 
     def fit_only(self, names: Sequence[str]) -> None:
         """Let gradients reach exactly the named parameters; besides the default ones, the transistor
-        (kp, and vto with NMOS access), the device capacitances (with device_caps) and r_wire_ohm
-        (with wires) may be named."""
+        (kp, and vto with NMOS access), the device capacitances (with device_caps), r_wire_ohm
+        (with wires) and, with a user cell, r_lrs_ohm and r_hrs_ohm may be named."""
         from ..errors import SpecError
 
         unknown = set(names) - set(self._fittable)
@@ -200,7 +214,8 @@ class TCAMModel(PhysicalModel):
         return getattr(self, attr).exp()
 
     def circuit_values(self) -> dict[str, torch.Tensor]:
-        """The physical values the equations use (tensors, SI): beta = kp·W/L, v_ov, g_on, caps."""
+        """The physical values the equations use (tensors, SI): beta = kp·W/L, v_ov, g_on, caps, the user
+        cell's gain (1 for the built-in memristors)."""
         spec = self.spec
         beta = self.log_kp.exp() * spec.nmos_w_over_l
         v_ov = spec.v_sl_volt - self.vto_v
@@ -209,7 +224,8 @@ class TCAMModel(PhysicalModel):
         return {"beta": beta, "v_ov": v_ov, "g_on": beta * v_ov, "c_x": c_j + c_ov, "c_ov": c_ov,
                 "c_dev": self._cap("log_c_ml_device_farad", "ml_device"), "c_ml": self.log_c_ml_farad.exp(),
                 "r_lrs": self.log_r_lrs_ohm.exp(), "r_hrs": self.log_r_hrs_ohm.exp(),
-                "offset": self.offset_mv * 1e-3}
+                "offset": self.offset_mv * 1e-3,
+                "cell_gain": self.log_cell_gain.exp() if self.user_cell else torch.ones((), dtype=torch.float64)}
 
     # ---- the branch ----------------------------------------------------------------------------
     def branch_conductance(self, g: torch.Tensor, v: torch.Tensor, cv: Mapping[str, torch.Tensor] | None = None
@@ -234,17 +250,18 @@ class TCAMModel(PhysicalModel):
     # ---- the search ------------------------------------------------------------------------------
     def model_conductances(self, g_siemens: Any, stored: np.ndarray) -> torch.Tensor:
         """(words, bits, 2) realized conductances rescaled by the fitted LRS/HRS resistances: g·R_spec/R_fit
-        by the state the stored word asks of each branch."""
+        by the state the stored word asks of each branch (times a user cell's gain)."""
         cv = self.circuit_values()
         lrs = torch.as_tensor(branch_states(stored))
         scale = torch.where(lrs, self.spec.r_lrs_ohm / cv["r_lrs"], self.spec.r_hrs_ohm / cv["r_hrs"])
-        return _f64(g_siemens) * scale
+        return _f64(g_siemens) * scale * cv["cell_gain"]
 
     def design_conductances(self, stored: Any) -> torch.Tensor:
-        """(words, bits, 2) the conductances the stored words ask for, at the fitted R_lrs, R_hrs, S."""
+        """(words, bits, 2) the conductances the stored words ask for, at the fitted R_lrs, R_hrs (times a user
+        cell's gain), S."""
         cv = self.circuit_values()
         lrs = torch.as_tensor(branch_states(ternary("TCAMModel", "stored", stored)))
-        return torch.where(lrs, 1.0 / cv["r_lrs"], 1.0 / cv["r_hrs"])
+        return torch.where(lrs, 1.0 / cv["r_lrs"], 1.0 / cv["r_hrs"]) * cv["cell_gain"]
 
     def search_batch(self, g_siemens: Any, queries: Any, *, lrs_mask: Any = None, c_ml_farad: Any = None,
                      offset_volt: Any = None, n_points: int | None = None, energy: bool = True,
@@ -267,7 +284,7 @@ class TCAMModel(PhysicalModel):
         gates = torch.as_tensor(gates_np, dtype=torch.float64)
         n_q = q.shape[0]
         if lrs_mask is None:
-            lrs = g > torch.sqrt(1.0 / (cv["r_lrs"] * cv["r_hrs"]))
+            lrs = g > cv["cell_gain"] * torch.sqrt(1.0 / (cv["r_lrs"] * cv["r_hrs"]))
         else:
             lrs = torch.as_tensor(np.asarray(lrs_mask, dtype=bool))
         c_ml = cv["c_ml"].expand(words) if c_ml_farad is None else _f64(c_ml_farad)
@@ -440,7 +457,7 @@ class TCAMModel(PhysicalModel):
         tp = t[pre]
         integral = np.where(tp < e, tp ** 2 / (2 * e), tp - 0.5 * e) / spec.r_pre_ohm
         decay = torch.exp(-torch.as_tensor(integral)[None, :, None] / c_all[None, None, :])   # (1, n_pre, words)
-        tau_h = cv["c_x"] * cv["r_hrs"]
+        tau_h = cv["c_x"] * cv["r_hrs"] / cv["cell_gain"]
 
         def shared(dt: torch.Tensor) -> torch.Tensor:                       # after the fall: e^(−dt/τ_H)
             return torch.exp(-dt / tau_h.clamp_min(1e-300)) if float(cv["c_x"].detach()) > 0 else torch.zeros_like(dt)

@@ -17,6 +17,13 @@ cells never formed and sit at `g_unformed_siemens` (a pristine cell, ≈ 10 MΩ)
 `draw` says who draws the cells: "numpy" (the realization, seeded: the deck and the surrogate see
 the same numbers) or "ngspice" (each cell line is `1/agauss(mean, σ, 1)` under `.options seed=N`:
 ngspice's own Monte-Carlo, the independent check of the statistics; normal only, no unformed cells).
+
+`cell`: None renders every drawn cell as a resistor 1/G; a user's `Subcircuit` (a memristor compact
+model; ports: word-line side, bit-line side, then internal ports, which get fresh nodes per cell)
+replaces each drawn cell, its `conductance_param` receiving the cell's realized conductance in S.
+The reference column stays precise resistors. A user cell needs `draw = "numpy"` (with "ngspice"
+every cell is a resistor whose value ngspice draws). The surrogate treats a user cell as linear,
+a fitted amplitude times its programmed conductance (`cell_gain`, pycosim/surrogates/encoder.py).
 """
 
 from __future__ import annotations
@@ -27,6 +34,7 @@ import numpy as np
 
 from ...errors import SpecError
 from ...specjson import json_type
+from ...subcircuit import Subcircuit, check_cell
 from ...units import check_array, check_choice, check_range
 from ..opamp import OpAmpSpec, opamp_field
 
@@ -57,6 +65,7 @@ class EncoderSpec:
     r_diff_ohm: float = 100e3              # the difference stages' four matched resistors, Ohm
     opamp: OpAmpSpec = field(default_factory=OpAmpSpec)
     draw: str = "numpy"                    # "numpy" (seeded realization) | "ngspice" (agauss per cell line)
+    cell: Subcircuit | None = None         # None: resistors; a user's Subcircuit for every drawn cell (module doc)
 
     def __post_init__(self) -> None:
         o = "EncoderSpec"
@@ -81,6 +90,10 @@ class EncoderSpec:
         if self.draw == "ngspice" and (self.distribution != "normal" or self.unformed_fraction > 0):
             raise SpecError(f"{o}.draw = 'ngspice' draws normal cells only (agauss): distribution must be 'normal' "
                             f"and unformed_fraction 0, got {self.distribution!r} and {self.unformed_fraction!r}")
+        check_cell(f"{o}.cell", self.cell)
+        if self.cell is not None and self.draw != "numpy":
+            raise SpecError(f"{o}.cell: a user Subcircuit needs draw = 'numpy' (with draw = 'ngspice' every cell is a "
+                            f"resistor whose value ngspice draws), got draw = {self.draw!r}")
 
     @property
     def g_unit_siemens(self) -> float:

@@ -52,7 +52,9 @@ def observe(spec: IntegratorSpec, run: IntegratorRun, prep: Prepared, plots: Seq
     energy_joule: ∫ over the returned interval of Σ over op-amps of the output-stage supply draw
     (current sourced × V⁺, current sunk × |V⁻|; quiescent current not modelled) plus the power
     |v·i| of the ±1 V bias references and the u and layer-input sources. With infinite rails the rails are taken
-    as ± the largest |x| or |h| of the run (an op-amp whose supply just covers the swing).
+    as ± the largest |x| or |h| of the run (an op-amp whose supply just covers the swing). A user's
+    activation stage (`IntegratorSpec.activation_circuit`) is left out: its op-amp's output current is
+    inside the user's circuit, unknown to pycosim (the surrogate's estimate leaves it out too).
     """
     n, h, h2 = spec.n_states, spec.n_hidden, spec.n_hidden2
     real: IntegratorRealization = prep.context["realization"]

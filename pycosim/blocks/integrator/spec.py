@@ -1,4 +1,15 @@
-"""The integrator's spec (the circuit) and run (one trajectory's weights, inputs and grid), checked at once."""
+"""The integrator's spec (the circuit) and run (one trajectory's weights, inputs and grid), checked at once.
+
+`activation_circuit`: None is circuits/integrator.lib's `act_<activation>`; a user's `Subcircuit` with ports
+(in, out, then internal ones) is every hidden unit's activation stage instead (the unity inverters stay
+`act_linear`). Its contract is `act_<kind>`'s: one inverting stage, out = φ(−in), input resistance 1/g_unit_siemens
+into a virtual ground, driving the next layer's cells; self-contained (its own op-amp, transistor-level or
+behavioural, and its own diode models: it may not instance pycosim's `opamp`). Its parameters are its own
+(`Subcircuit.params`): the spec's op-amp and the drawn op-amp offsets do not reach it. `activation` still names
+the surrogate's physics family ("relu": softplus of fitted width and threshold; "tanh": the diode clamp of
+fitted I_s and n·V_t; "linear"), whose curve parameters `pc.calibrate` (or `calibrate_loop`) fits to SPICE runs
+of the user's stage; the surrogate takes its gain as 1 and its offset as 0 (the threshold absorbs a relu's).
+"""
 
 from __future__ import annotations
 
@@ -8,12 +19,15 @@ import numpy as np
 
 from ...errors import SpecError
 from ...specjson import json_type
+from ...subcircuit import Subcircuit, check_part
 from ...units import check_array, check_choice, check_range
 from ..opamp import OpAmpSpec, opamp_field
 
 ACTIVATIONS = ("linear", "relu", "tanh")
 MAX_WEIGHT = 100.0        # |w| and |b| limit (dimensionless / V): 100·g_unit per cell
 MAX_X0_VOLT = 1e3
+# names of circuits/integrator.lib and opamp.lib a user's activation stage may neither define nor instance
+USER_STAGE_RESERVED = ("opamp", "act_linear", "act_relu", "act_tanh", "dact", "swreset")
 
 
 @json_type
@@ -24,13 +38,15 @@ class IntegratorSpec:
     n_states: int = 2                 # number of integrators (state voltages x)
     n_hidden: int = 8                 # hidden units between the two crossbar layers
     n_hidden2: int = 0                # units of an optional second hidden layer (0: none)
-    activation: str = "relu"          # "linear" | "relu" | "tanh" (circuits/integrator.lib)
+    activation: str = "relu"          # "linear" | "relu" | "tanh" (circuits/integrator.lib; with a user stage:
+                                      # the surrogate's physics family)
     c_fb_farad: float = 1e-9          # integrator feedback capacitor, F
     g_unit_siemens: float = 100e-6    # conductance of weight 1.0 (also 1/R of TIAs, inverters, activations), S
     r_wire_ohm: float = 0.0           # wire resistance per segment of every layer's word and bit lines, Ohm
     opamp: OpAmpSpec = field(default_factory=OpAmpSpec)  # every op-amp in the loop; ideal → macro stand-ins
     t_reset_s: float = 1e-6           # initial-condition reset interval before release, s
     max_step_tau: float = 5e-3        # transient max step as a fraction of tau
+    activation_circuit: Subcircuit | None = None  # a user's activation stage (in, out, ...) (module docstring)
 
     def __post_init__(self) -> None:
         o = "IntegratorSpec"
@@ -44,6 +60,9 @@ class IntegratorSpec:
         object.__setattr__(self, "opamp", opamp_field("IntegratorSpec", self.opamp))
         check_range(o, "t_reset_s", self.t_reset_s, 1e-12, 1.0, "s")
         check_range(o, "max_step_tau", self.max_step_tau, 1e-6, 0.1)
+        if self.activation_circuit is not None:
+            check_part(self.activation_circuit, f"{o}.activation_circuit", what="activation stages",
+                       ports="in, out", min_ports=2, reserved=USER_STAGE_RESERVED)
 
     @property
     def tau_s(self) -> float:

@@ -9,6 +9,20 @@ XSPICE one-shot that holds a reset switch to `v_reset_volt` for `t_ref_s` after 
   transconductor 1/r_f_ohm copies its current into the membrane: I = Gᵀv, independent of V_mem;
 - "direct": the bit line ends on the membrane: I = Σ_r G_r (v_r − V_mem), so the array loads
   the neuron (τ_eff = C_mem / (1/R_leak + Σ_r G_r)).
+
+`cell`: None renders every array cell as a resistor 1/G; a user's `Subcircuit` (a memristor compact
+model; ports: word-line side, bit-line side, then internal ports, which get fresh nodes per cell)
+replaces every cell of the array, its `conductance_param` receiving the cell's realized conductance
+in S (the neurons, TIAs and copiers stay the built-in ones). The surrogate treats a user cell as
+linear, a fitted amplitude times its programmed conductance (`cell_gain`, pycosim/surrogates/lif.py).
+
+`comparator`: None is the built-in `lif_cmp` (circuits/lif_cmp.lib: a finite-gain behavioural source); a
+user's `Subcircuit` with ports (in+, in−, out, then internal ones) replaces it in every neuron
+(`blocks/lif/comparator.py`): in+ is the membrane, in− a DC source at v_th_volt + offset, out a logic
+level 0 V / 1 V on which the one-shot triggers at 0.5 V. The surrogate keeps its physics: the user
+comparator's own trip offset and delay are what `pc.calibrate` fits, as `comparator_offset_volt` and
+`comparator_delay_s` (both fitted parameters of the LIF surrogate); its gain, hysteresis and input current
+are not modelled.
 """
 
 from __future__ import annotations
@@ -19,8 +33,10 @@ import numpy as np
 
 from ...errors import SpecError
 from ...specjson import json_type
+from ...subcircuit import Subcircuit, check_cell
 from ...units import check_array, check_choice, check_range
 from ..opamp import OpAmpSpec, opamp_field
+from .comparator import check_comparator
 
 INPUT_MODES = ("virtual_ground", "direct")
 MAX_G_SIEMENS = 1e-2      # largest programmable cell conductance, S
@@ -50,6 +66,8 @@ class LIFSpec:
     v_supply_volt: float = 1.8             # comparator / one-shot supply: the membrane should stay below it, V
     neuron_spread_sigma: float = 0.0       # relative spread of C_mem, R_leak and V_th per neuron (seeded)
     max_step_s: float = 2e-9               # transient max step (≤ 2 ns: the neuron has no DC solution; 1 ns costs ~30 % more), s
+    cell: Subcircuit | None = None         # None: resistors; a user's Subcircuit for every array cell (module doc)
+    comparator: Subcircuit | None = None   # None: lif_cmp; a user's comparator (in+, in-, out, ...) (module doc)
 
     def __post_init__(self) -> None:
         o = "LIFSpec"
@@ -73,6 +91,9 @@ class LIFSpec:
         check_range(o, "r_switch_ohm", self.r_switch_ohm, 1e-3, 1e6, "Ohm")
         check_range(o, "neuron_spread_sigma", self.neuron_spread_sigma, 0.0, 0.5)
         check_range(o, "max_step_s", self.max_step_s, 1e-12, MAX_STEP_LIMIT_S, "s")
+        check_cell(f"{o}.cell", self.cell)
+        if self.comparator is not None:
+            check_comparator(f"{o}.comparator", self.comparator)
 
     @property
     def tau_s(self) -> float:

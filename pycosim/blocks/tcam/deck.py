@@ -11,6 +11,13 @@ Circuit (DESIGN §4; subcircuits in `circuits/tcam.lib`):
     realized memristors r0 = 1/g[w, b, 0] (on SL), r1 = 1/g[w, b, 1] (on SLB) and the device caps.
     V sl<b>, V slb<b>: the search-line drivers (PWL through every query).
 
+With a user cell (`TCAMSpec.cell`, a `Subcircuit` for each memristor) cell (w, b) is written out
+flat instead: per branch k (0 on SL, 1 on SLB) the user's part `Xc<w>_<b>_<k> <cell node> c<w>_<b>_x<k>
+<c<w>_<b>_<k>_<port> ...> <name> params: <conductance_param>=g[w, b, k]`, then exactly tcam.lib's
+access device (`Mc<w>_<b>_<k>`, or the switch `Bc<w>_<b>_<k>`) and capacitors (`Cjc<w>_<b>_<k>`,
+`Covc<w>_<b>_<k>`) from the internal node c<w>_<b>_x<k>; the file's checked text is pasted into the
+deck (`Deck.user_libraries`) and the comments name it with its sha256.
+
 Nodes: match lines ml<w> at the sense end (bit 0 side), latched decisions q<w> (above 0.5 V: a
 match), search lines sl<b>/slb<b>, controls pc (precharge) and trk (latch tracks at 1 V). With
 r_wire_ohm = 0 every cell sits on ml<w>; with wires, cell b on m<w>_<b>, one r_wire_ohm segment per
@@ -33,12 +40,12 @@ of 2 queries 7.05 s (KLU) and 7.28 s (Sparse) of analysis time, of which factor 
 
 from __future__ import annotations
 
-import hashlib
 
 import numpy as np
 
 from ...nonideal import Nonidealities
-from ...specjson import to_json
+from ...specjson import spec_digest
+from ...subcircuit import Subcircuit
 from ...spice import Analysis, Deck
 from ...spice import deck as d
 from ...units import ident, spice_number
@@ -138,6 +145,27 @@ def cell_params(spec: TCAMSpec, real: TCAMRealization, w: int, b: int) -> dict[s
     return par | {"cj": caps["junction"], "cov": caps["overlap"]}
 
 
+def user_cell_elements(spec: TCAMSpec, real: TCAMRealization, w: int, b: int, node: str) -> tuple[list[str], list[str]]:
+    """(element lines, internal nodes) of cell (w, b) on match-line node `node` with the user's part for each
+    memristor: tcam.lib's `tcam_cell_nmos` / `tcam_cell_switch` written out flat, R0 and R1 replaced."""
+    sub, caps = spec.cell, spec.caps
+    el: list[str] = []
+    nodes: list[str] = []
+    for k, gate in ((0, f"sl{b}"), (1, f"slb{b}")):
+        name, x = f"c{w}_{b}_{k}", f"c{w}_{b}_x{k}"
+        el.append(sub.instance(name, (node, x), float(real.g_siemens[w, b, k])))
+        if spec.access == "nmos":
+            el.append(f"{ident('M' + name)} {x} {gate} 0 0 {NMOS_MODEL} l={spice_number(NMOS_L_M)} "
+                      f"w={spice_number(spec.nmos_w_over_l * NMOS_L_M)}")
+        else:
+            el.append(f"{ident('B' + name)} {x} 0 I = v({x})*{spice_number(1.0 / spec.r_on_ohm)}"
+                      f"*min(max(v({gate})/{spice_number(spec.v_sl_volt)}, 0), 1)")
+        el.append(d.capacitor(f"j{name}", x, "0", caps["junction"]))
+        el.append(d.capacitor(f"ov{name}", x, gate, caps["overlap"]))
+        nodes.append(x)
+    return el, nodes
+
+
 def _elements(spec: TCAMSpec, search: TCAMSearch, real: TCAMRealization) -> list[str]:
     n_q = search.n_queries
     el: list[str] = []
@@ -169,6 +197,11 @@ def _elements(spec: TCAMSpec, search: TCAMSearch, real: TCAMRealization) -> list
                 el.append(d.resistor(f"w{w}_{b}", prev, node, spec.r_wire_ohm))
                 ics.append(f"{d.node_voltage(node)}={v0}")
                 prev = node
+            if isinstance(spec.cell, Subcircuit):
+                lines, internal = user_cell_elements(spec, real, w, b, node)
+                el += lines
+                ics += [f"{d.node_voltage(x)}={v0}" for x in internal]
+                continue
             el.append(d.instance(f"c{w}_{b}", [node, f"sl{b}", f"slb{b}"], cell, cell_params(spec, real, w, b)))
             inst = ident(f"xc{w}_{b}")
             ics += [f"v({inst}.x0)={v0}", f"v({inst}.x1)={v0}"]
@@ -187,7 +220,8 @@ def saves(spec: TCAMSpec) -> tuple[str, ...]:
 
 
 def _title(spec: TCAMSpec, search: TCAMSearch) -> tuple[str, tuple[str, ...]]:
-    hsh = hashlib.sha256(to_json(spec).encode()).hexdigest()[:12]
+    hsh = spec_digest(spec)
+    user = (f"cell user {spec.cell.label} for each memristor",) if isinstance(spec.cell, Subcircuit) else ()
     wires = f" r_wire_ohm {spec.r_wire_ohm!r}" if spec.r_wire_ohm > 0 else ""
     caps = "device caps" if spec.device_caps else "no device caps"
     return (f"pycosim tcam {spec.words}x{spec.bits} {spec.access} access, {search.n_queries} queries "
@@ -195,7 +229,8 @@ def _title(spec: TCAMSpec, search: TCAMSearch) -> tuple[str, tuple[str, ...]]:
             (f"spec sha256 {hsh}",
              f"c_ml_farad {spec.c_ml_farad!r} v_pre_volt {spec.v_pre_volt!r} t_cycle_s {spec.t_cycle_s!r} "
              f"t_sense_s {spec.t_sense_s!r} {caps}{wires}",
-             "query k runs from k*t_cycle_s; match lines v(ml0)...; latched decisions v(q0)... (match above 0.5 V)"))
+             "query k runs from k*t_cycle_s; match lines v(ml0)...; latched decisions v(q0)... (match above 0.5 V)")
+            + user)
 
 
 def tcam_deck_from(spec: TCAMSpec, search: TCAMSearch, real: TCAMRealization) -> Deck:
@@ -203,8 +238,9 @@ def tcam_deck_from(spec: TCAMSpec, search: TCAMSearch, real: TCAMRealization) ->
     check_shapes(spec, search)
     title, comments = _title(spec, search)
     t_stop = run_stop_s(spec, search.n_queries)
-    return Deck(title=title, comments=comments, includes=("tcam.lib",), elements=tuple(_elements(spec, search, real)),
-                saves=saves(spec),
+    user = (spec.cell.library(),) if isinstance(spec.cell, Subcircuit) else ()
+    return Deck(title=title, comments=comments, includes=("tcam.lib",), user_libraries=user,
+                elements=tuple(_elements(spec, search, real)), saves=saves(spec),
                 analyses=(Analysis(d.tran(spec.max_step_s, t_stop, spec.max_step_s) + " uic"),))
 
 

@@ -22,6 +22,14 @@ kinds: `c_junction_farad` from each branch's internal node (memristor–access d
 ground, `c_overlap_farad` from that node to its search line, and `c_ml_device_farad` on each
 match line (the precharge device's drain and the sense amplifier's input). With
 `device_caps=False` every one of them is exactly zero.
+
+`cell`: None makes every branch's memristor a resistor 1/G; a user's `Subcircuit` (a memristor
+compact model; ports: match-line side, access-device side, then internal ports, which get fresh
+nodes per branch) replaces each memristor, two per cell, its `conductance_param` receiving the
+branch's realized conductance (LRS or HRS, after variation) in S. The access devices, the device
+capacitances, precharge and sense stay the built-in ones: the user's part is the resistive element
+of a 2T2R cell, not the whole cell. The surrogate treats it as linear, a fitted amplitude times its
+programmed conductance (`cell_gain`, pycosim/surrogates/tcam.py).
 """
 
 from __future__ import annotations
@@ -32,6 +40,7 @@ import numpy as np
 
 from ...errors import SpecError
 from ...specjson import json_type
+from ...subcircuit import Subcircuit, check_cell
 from ...units import check_choice, check_range
 
 ACCESS_KINDS = ("nmos", "switch")
@@ -72,6 +81,7 @@ class TCAMSpec:
     r_wire_ohm: float = 0.0                # match-line wire resistance per cell segment (sense end at bit 0), Ohm
     c_ml_spread_sigma: float = 0.0         # relative spread of C_ML per match line (seeded)
     max_step_s: float = 0.1e-9             # transient max step, s
+    cell: Subcircuit | None = None         # None: resistors; a user's Subcircuit for each memristor (module doc)
 
     def __post_init__(self) -> None:
         o = "TCAMSpec"
@@ -117,6 +127,7 @@ class TCAMSpec:
         check_range(o, "r_wire_ohm", self.r_wire_ohm, 0.0, 1e4, "Ohm")
         check_range(o, "c_ml_spread_sigma", self.c_ml_spread_sigma, 0.0, 0.5)
         check_range(o, "max_step_s", self.max_step_s, 1e-14, 1e-6, "s")
+        check_cell(f"{o}.cell", self.cell, "match-line side, access-device side")
 
     @property
     def r_on_ohm(self) -> float:

@@ -1,0 +1,44 @@
+"""The LIF neuron's comparator as a user's part: `LIFSpec.comparator`, swapped in like a user's op-amp.
+
+`lif_neuron` (circuits/lif.lib) instances `lif_cmp` (circuits/lif_cmp.lib) with in+ the membrane and in− a
+DC source at the threshold v_th + offset. A user's comparator (a `Subcircuit` with ports in+, in−, out, then
+internal ones) keeps that contract: out is a logic level, 0 V with in+ below in−, 1 V above (the one-shot
+triggers where out rises through 0.5 V, so any trip offset and delay of the user's circuit add to the neuron's);
+it drives the neuron's 100 Ω / 10 fF edge RC; it is self-contained (its own supply and devices, no pycosim
+subcircuit). `with_user_comparator` leaves lif_cmp.lib out of the deck and pastes the user's checked file and a
+wrapper `.subckt lif_cmp` around it (the `acmp` gain parameter is then unused). Circuit world: no torch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+from ...spice import Deck
+from ...subcircuit import Subcircuit, check_part
+
+RESERVED = ("lif_cmp", "lif_neuron", "lif_copy", "opamp")
+
+
+def check_comparator(owner: str, sub: object) -> Subcircuit:
+    """`LIFSpec.comparator`: a self-contained Subcircuit with ports in+, in−, out (then internal ones)."""
+    return check_part(sub, owner, what="comparator", ports="in+ (membrane), in- (threshold), out (0 V / 1 V)",
+                      min_ports=3, reserved=RESERVED)
+
+
+def wrapper_text(sub: Subcircuit) -> str:
+    """`.subckt lif_cmp` with the built-in comparator's interface around the user's comparator."""
+    return "\n".join([
+        f"* pycosim wrapper: the `lif_cmp` interface around the user's comparator {sub.label}",
+        ".subckt lif_cmp inp inn out params: acmp=1e5",
+        sub.instance("user", ("inp", "inn", "out"), internal_prefix="u"),
+        ".ends lif_cmp"])
+
+
+def with_user_comparator(deck: Deck, sub: Subcircuit | None) -> Deck:
+    """`deck` with the user's comparator in every neuron: circuits/lif_cmp.lib left out, the user's checked file
+    and the `lif_cmp` wrapper pasted in. Unchanged without a user comparator."""
+    if sub is None or "lif_cmp.lib" not in deck.includes:
+        return deck
+    return replace(deck, includes=tuple(i for i in deck.includes if i != "lif_cmp.lib"),
+                   user_libraries=deck.user_libraries + (sub.library(), (f"lif_cmp wrapper of {sub.label}",
+                                                                         wrapper_text(sub))))
