@@ -1,4 +1,5 @@
-"""Characterize a user's op-amp subcircuit in ngspice: `OpAmpAC` (A0, GBW, f_unity, phase margin, offset, r_out, swing).
+"""Characterize a user's op-amp subcircuit in ngspice: `OpAmpAC` (A0, GBW, f_unity, phase margin, offset, r_out, swing);
+`open_loop_response` gives the measured open-loop gain and phase against frequency (a Bode plot).
 
 The numbers are the ones pycosim's single-pole op-amp model is made of (`OpAmpSpec`), measured on the user's
 transistor-level or macro `.subckt` so a surrogate can be given them. One deck holds five copies of the part:
@@ -182,6 +183,29 @@ def _crossing(f_hz: np.ndarray, mag: np.ndarray, level: float) -> float:
     return float(math.exp(lf[0] + t * (lf[1] - lf[0])))
 
 
+def _run(where: str, opamp: Subcircuit, r_load_ohm: float, c_load_farad: float, engine: Engine | str,
+         timeout_s: float):
+    """(deck, op plot, ac plot) of the characterization deck run in `engine`."""
+    deck = _deck(where, opamp, r_load_ohm, c_load_farad)
+    eng = make_engine(engine) if isinstance(engine, str) else engine
+    op, ac = eng.run(deck, timeout_s=timeout_s)
+    return deck, op, ac
+
+
+def open_loop_response(opamp: Subcircuit, *, r_load_ohm: float = 10e3, c_load_farad: float = 0.0,
+                       loaded: bool = True, engine: Engine | str = "shared",
+                       timeout_s: float = DEFAULT_TIMEOUT_S) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The open-loop frequency response that `characterize_opamp` reads its numbers from, for a Bode plot.
+
+    Returns (f_hz, gain, phase_deg), each (n,): F_START_HZ to F_STOP_HZ at POINTS_PER_DECADE; |A| in V/V; the
+    phase of A in degrees, unwrapped from ~0 at DC. `loaded`: the copy driving r_load_ohm ∥ c_load_farad (where
+    f_unity and the phase margin, 180° + phase at |A| = 1, are read); False: the unloaded copy (A0, f_3dB).
+    """
+    _, _, ac = _run("open_loop_response", opamp, r_load_ohm, c_load_farad, engine, timeout_s)
+    a = np.asarray(ac.vectors["v(out_l)" if loaded else "v(out_u)"])
+    return np.real(ac.vectors["frequency"]), np.abs(a), np.degrees(np.unwrap(np.angle(a)))
+
+
 def characterize_opamp(opamp: Subcircuit, *, r_load_ohm: float = 10e3, c_load_farad: float = 0.0,
                        engine: Engine | str = "shared", timeout_s: float = DEFAULT_TIMEOUT_S) -> OpAmpAC:
     """Measure `opamp` (ports in+, in−, out first) in ngspice with a load r_load_ohm ∥ c_load_farad.
@@ -190,9 +214,7 @@ def characterize_opamp(opamp: Subcircuit, *, r_load_ohm: float = 10e3, c_load_fa
     inverted, no unity-gain crossing below F_STOP_HZ, dominant pole too low to read A0 at F_START_HZ).
     """
     where = "characterize_opamp"
-    deck = _deck(where, opamp, r_load_ohm, c_load_farad)
-    eng = make_engine(engine) if isinstance(engine, str) else engine
-    op, ac = eng.run(deck, timeout_s=timeout_s)
+    deck, op, ac = _run(where, opamp, r_load_ohm, c_load_farad, engine, timeout_s)
     f = np.real(ac.vectors["frequency"])
     a_u, a_l, z = (np.asarray(ac.vectors[f"v(out_{t})"]) for t in ("u", "l", "z"))
     a0, a0_l = float(np.abs(a_u[0])), float(np.abs(a_l[0]))

@@ -259,6 +259,28 @@ def test_demo_random_rram_section(tmp_path):
     assert "× in wall time" in text and "r_wire 1.300 Ω" in text   # the calibrated wires (truth 1.3 Ω)
 
 
+def test_demo_bring_your_own_section(tmp_path, pytestconfig):
+    """The amplifier block's section (~13 s cold): the Miller op-amp's bench fit against its AC analysis and carried
+    to a crossbar and a loop, the Yakopcic crossbar calibrated and its state drift; called as run_demo calls it."""
+    from pycosim.demo import DemoContext
+    from pycosim.demo.bring_your_own import bring_your_own_section
+    from pycosim.report import Report
+
+    rep = Report("bring your own")
+    ctx = DemoContext(out=tmp_path, progress=False, cache_dir=pytestconfig.cache.mkdir("pycosim"))
+    bring_your_own_section(rep, ctx)
+    text = rep.to_markdown()
+    assert (tmp_path / "bring_your_own.png").stat().st_size > 5000
+    summary = table_with(text, "verdict")
+    assert [row["block"] for row in summary] == ["amplifier", "crossbar"]
+    assert all(row["verdict"].startswith("works") for row in summary), summary
+    fitted = {row["parameter"]: float(row["fitted / AC − 1"].rstrip(" %"))
+              for row in table_with(text, "fitted / AC − 1")}
+    assert abs(fitted["A0 (V/V)"]) < 20 and abs(fitted["GBW (MHz)"]) < 20     # measured +0.6 %, −1.1 %
+    assert _number(text, r"held-out NRMSE (\S+) calibrated") <= 0.005             # measured 3.3e-10
+    assert _number(text, r"the state moved by at most (\S+) ") < 1e-6             # measured 0
+
+
 def test_demo_refuses_an_unknown_block_or_section(tmp_path):
     from pycosim.demo import run_demo
 

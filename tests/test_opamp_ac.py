@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import pycosim as pc
-from pycosim.opamp_ac import characterize_opamp, gain_vs_output, render_opamp_ac
+from pycosim.opamp_ac import characterize_opamp, gain_vs_output, open_loop_response, render_opamp_ac
 from pycosim.resources import circuits_dir, netlists_dir
 from pycosim.subcircuit import Subcircuit
 
@@ -60,6 +60,33 @@ def test_macro_model_numbers_are_recovered(tmp_path):
     assert got.v_out_min_volt == pytest.approx(MACRO["vneg"] * k, abs=2e-3)
     spec = got.opamp_spec()
     assert spec.v_rail_pos_volt == pytest.approx(MACRO["vpos"], abs=2e-3) and spec.a0 == got.a0
+
+
+def test_open_loop_response_of_the_macro_model_is_its_single_pole(tmp_path):
+    """Known answer: unloaded, A(f) = A0/(1 + j f/f_p), f_p = GBW/A0, at every swept frequency."""
+    sub = Subcircuit(path=_macro_file(tmp_path), name="macro_opamp", ports=("inp", "inn", "out"), params=MACRO)
+    f, gain, phase = open_loop_response(sub, loaded=False)
+    assert f[0] == pytest.approx(1e-3) and f[-1] == pytest.approx(1e10) and len(f) == 13 * 40 + 1
+    fp = MACRO["gbw"] / MACRO["a0"]
+    np.testing.assert_allclose(gain, MACRO["a0"] / np.sqrt(1 + (f / fp) ** 2), rtol=1e-9)   # measured 7e-16
+    np.testing.assert_allclose(phase, -np.degrees(np.arctan(f / fp)), atol=1e-5)             # measured 9e-7 deg
+
+
+def test_miller_bode_plot_carries_the_characterized_numbers(miller):
+    """The curves a Bode plot draws are the ones characterize_opamp reads: |A| = A0 at DC, the loaded gain
+    crosses 1 at f_unity with 180° + phase = the phase margin there, and the unloaded gain falls at
+    −20 dB/decade between 10·f_3dB and GBW/10 (one dominant pole)."""
+    sub, got = miller
+    f, gain, phase = open_loop_response(sub, **LOAD)
+    _, gain_u, _ = open_loop_response(sub, **LOAD, loaded=False)
+    assert gain_u[0] == pytest.approx(got.a0, rel=1e-12) and gain[0] == pytest.approx(got.a0_loaded, rel=1e-6)
+    log_fu = math.log(got.f_unity_hz)
+    assert np.interp(log_fu, np.log(f), np.log(gain)) == pytest.approx(0.0, abs=1e-9)
+    assert 180.0 + np.interp(log_fu, np.log(f), phase) == pytest.approx(got.phase_margin_deg, abs=1e-9)
+    mid = (f > 10 * got.f_3db_hz) & (f < got.gbw_hz / 10)
+    slope = np.polyfit(np.log10(f[mid]), 20 * np.log10(gain_u[mid]), 1)[0]
+    assert slope == pytest.approx(-20.0, abs=0.1)                                            # measured -19.99
+    assert abs(phase[0]) < 0.01
 
 
 def test_a_wrong_model_is_seen_to_be_wrong(tmp_path):

@@ -156,4 +156,5 @@ register(Block(
     realize=realize, example=example, surrogate="pycosim.surrogates.amplifier:AmplifierModel",
     errors=AlignedErrors(outputs=("v_out_volt",), fit_outputs=("v_out_volt",)),
     honours=("opamp_offset_sigma_volt",), size_label=lambda spec: f"gain -{spec.r_f_ohm / spec.r_in_ohm:g}",
+    demo="pycosim.demo.bring_your_own:bring_your_own_section",
     description="op-amp bench: inverting amplifier step (fits an op-amp's A0, GBW, offset, rails)"))
