@@ -18,6 +18,7 @@ __version__ = "0.1.0"
 
 _PUBLIC: dict[str, tuple[str, ...]] = {  # submodule -> the public names it defines
     "blocks": ("Block", "register", "registered_blocks"),
+    "blocks.amplifier": ("AmplifierSpec", "AmplifierStep"),
     "blocks.crossbar": ("CrossbarRead", "CrossbarSpec", "CrossbarTransient"),
     "blocks.encoder": ("EncoderRun", "EncoderSpec"),
     "blocks.integrator": ("IntegratorRun", "IntegratorSpec"),
@@ -30,6 +31,8 @@ _PUBLIC: dict[str, tuple[str, ...]] = {  # submodule -> the public names it defi
     "nonideal": ("Nonidealities", "Realization", "realize"),
     "formed": ("FormedCells",),
     "subcircuit": ("Subcircuit",),
+    "opamp_ac": ("OpAmpAC", "characterize_opamp"),
+    "cell_dynamics": ("StateDrift", "state_drift"),
     "results": ("SimResult", "Waveforms"),
     "simulate": ("prepare", "simulate"),
     "store": ("case_ids", "done_ids", "load_case", "load_result"),

@@ -44,8 +44,7 @@ class OpAmpSpec:
     v_rail_pos_volt: float = math.inf    # positive output rail, V
     v_rail_neg_volt: float = -math.inf   # negative output rail, V
     r_out_ohm: float = 0.0               # output resistance, Ohm
-    circuit: Subcircuit | None = None    # a user's op-amp (ports in+, in-, out, ...); the numbers above are then
-                                         # the surrogate's starting guesses (fitted by pc.calibrate)
+    circuit: Subcircuit | None = None    # a user's op-amp (in+, in-, out, ...): the numbers above = fit's start
 
     def __post_init__(self) -> None:
         o = "OpAmpSpec"
