@@ -38,6 +38,7 @@ bench: setup
 	$(BIN)/python benchmarks/lif_surrogate.py
 	$(BIN)/python benchmarks/tcam_surrogate.py
 	$(BIN)/python benchmarks/encoder_surrogate.py
+	$(BIN)/python benchmarks/amplifier_surrogate.py
 
 netlists: setup
 	$(BIN)/pycosim netlist --benches netlists
