@@ -82,6 +82,7 @@ def simulate(spec: Any, stimulus: Any, nonideal: Nonidealities | None = None, se
         "nonideal_json": to_json(nonideal),
         "seed": str(seed),
         "netlist_sha256": hashlib.sha256(text.encode()).hexdigest(),
+        "user_parts": "; ".join(dict.fromkeys(label for deck in prep.decks for label, _ in deck.user_libraries)),
         "host": platform.node(),
         "python": platform.python_version(),
         "wall_s": f"{wall_s:.6f}",

@@ -156,6 +156,7 @@ def test_a_user_opamp_runs_wherever_the_macro_model_did(tmp_path):
     np.testing.assert_allclose(b.outputs["v_out_volt"], a.outputs["v_out_volt"], rtol=0, atol=1e-12)
     assert "opamp.lib --" in b.netlist and "pycosim wrapper: the `opamp` interface" in b.netlist
     assert b.netlist.count(".subckt opamp ") == 1
+    assert b.provenance["user_parts"] == f"{sub.label}; opamp wrapper of {sub.label}" and a.provenance["user_parts"] == ""
     from pycosim.blocks.integrator import example_run
 
     spec_m = pc.IntegratorSpec(n_states=2, n_hidden=4, opamp=pc.OpAmpSpec(**MACRO))
