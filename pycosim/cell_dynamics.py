@@ -16,7 +16,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from .blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient, cell_internal_ports, cell_label
+from .blocks.array import cell_internal_ports
+from .blocks.crossbar import CrossbarRead, CrossbarSpec, CrossbarTransient, cell_label
 from .errors import SpecError
 from .nonideal import Nonidealities
 from .units import check_range

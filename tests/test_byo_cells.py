@@ -244,3 +244,50 @@ def test_a_subcircuit_that_cannot_be_a_cell_is_refused_naming_the_field(tmp_path
 def test_an_encoder_drawn_by_ngspice_refuses_a_user_cell(tmp_path):
     with pytest.raises(pc.SpecError, match=r"EncoderSpec\.cell: a user Subcircuit needs draw = 'numpy'"):
         pc.EncoderSpec(draw="ngspice", cell=user_cell(tmp_path))
+
+
+# ---- (e) a user cell's internal ports come back as waveforms on the block's output grid -------------------
+
+STATE = """* a linear cell whose state node a B-source holds at 1e4*g V (test)
+.subckt ylin te be xsv params: g=34e-6
+R1 te be {1/g}
+Bx xsv 0 V = {1e4*g}
+.ends ylin
+"""
+
+
+def test_lif_returns_every_cells_internal_ports_on_its_output_grid(tmp_path):
+    """v_cell_xsv_volt (n_points, rows, n_neurons): each cell's 1e4·g (its realized g, 10 % variation) at every
+    point of t_s, NaN for the open cell (0, 2), which is not in the deck; built-in cells return no such key."""
+    spec = pc.LIFSpec(rows=4, n_neurons=3, cell=user_cell(tmp_path, STATE))
+    run = lif_run(spec, 0)
+    g = run.g_siemens.copy()
+    g[0, 2] = 0.0
+    run, ni = dataclasses.replace(run, g_siemens=g), pc.Nonidealities(variation_sigma=0.1)
+    res = pc.simulate(spec, run, ni, seed=1)
+    real = pc.prepare(spec, run, ni, 1).context["realization"].g_siemens
+    x = res.outputs["v_cell_xsv_volt"]
+    assert x.shape == (run.n_points, 4, 3) == (res.outputs["t_s"].size, spec.rows, spec.n_neurons)
+    assert np.isnan(x[:, 0, 2]).all() and np.isfinite(np.delete(x.reshape(run.n_points, -1), 2, axis=1)).all()
+    assert np.ptp(real[np.isfinite(x[0])]) > 0.05 * np.max(real)           # the cells differ
+    np.testing.assert_allclose(x, np.broadcast_to(np.where(real > 0, 1e4 * real, np.nan), x.shape), rtol=1e-9)
+    assert "v(c1_2_xsv)" in res.netlist and "v(c0_2_xsv)" not in res.netlist
+    builtin = pc.simulate(dataclasses.replace(spec, cell=None), run, ni, seed=1)
+    assert not any(k.startswith("v_cell_") for k in builtin.outputs) and "_xsv" not in builtin.netlist
+
+
+def test_tcam_returns_both_memristors_internal_ports_on_its_output_grid(tmp_path):
+    """v_cell_xsv_volt (n_queries, n_points, words, bits, 2), as v_ml_trace_volt: memristor k of word w, bit b
+    at 1e4·g[w, b, k] (realized, 10 % variation) at every k·T + t_s; built-in cells return no such key."""
+    spec = pc.TCAMSpec(words=2, bits=3, cell=user_cell(tmp_path, STATE))
+    search, ni = tcam_example(spec, 0, n_queries=2), pc.Nonidealities(variation_sigma=0.1)
+    res = pc.simulate(spec, search, ni, seed=1)
+    real = pc.prepare(spec, search, ni, 1).context["realization"].g_siemens     # (words, bits, 2)
+    x = res.outputs["v_cell_xsv_volt"]
+    assert x.shape == (2, search.n_points, 2, 3, 2)
+    assert x.shape[:3] == res.outputs["v_ml_trace_volt"].shape
+    assert np.unique(real).size == real.size                                   # every memristor differs
+    np.testing.assert_allclose(x, np.broadcast_to(1e4 * real, x.shape), rtol=1e-9)
+    assert "v(c1_2_1_xsv)" in res.netlist
+    builtin = pc.simulate(dataclasses.replace(spec, cell=None), search, ni, seed=1)
+    assert not any(k.startswith("v_cell_") for k in builtin.outputs) and "_xsv" not in builtin.netlist

@@ -10,19 +10,23 @@ single node, its port, and the array computes exactly I = V·G into ports held a
 
 The ports are plain node names: a word port is whatever drives the line (a DAC source, an op-amp
 output, a bias reference), a bit port whatever reads it (a TIA's or integrator's summing node, a
-membrane capacitor, a match line). Cells below `G_OPEN_SIEMENS` are open and left out. Circuit
-world: numpy only.
+membrane capacitor, a match line). Cells below `G_OPEN_SIEMENS` are open and left out.
+
+A user cell's internal ports (a memristor's state node; `Subcircuit.instance` gives each the node
+`<instance>_<port>`) are saved and returned the same way by every transient block that holds one
+(`cell_internal_ports`, `closed_cells`, `cell_port_saves`, `cell_port_outputs`). Circuit world: numpy only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Callable, Sequence
+from typing import Callable, Mapping, Sequence
 
 import numpy as np
 
 from ..errors import SpecError
 from ..spice import deck as d
+from ..subcircuit import Subcircuit
 
 G_OPEN_SIEMENS = 1e-15  # cells below this conductance are left out of the deck (open)
 
@@ -152,3 +156,40 @@ def voltage_drivers(ports: Sequence[str], *, v_volt: Sequence[float] | None = No
         if r_source_ohm > 0:
             el.append(d.resistor(f"{series}{r}", src, port, r_source_ohm))
     return el
+
+
+def cell_internal_ports(spec: object) -> tuple[str, ...]:
+    """A block's user cell's ports after the word- and bit-line sides (e.g. a state node): `spec.cell.ports[2:]`
+    for a `Subcircuit`, () for the built-in cells (and a spec without a cell)."""
+    cell = getattr(spec, "cell", None)
+    return cell.ports[2:] if isinstance(cell, Subcircuit) else ()
+
+
+def closed_cells(g_siemens: np.ndarray, name: Callable[[int, int], str] = lambda r, c: f"c{r}_{c}"
+                 ) -> tuple[tuple[tuple[int, int], str], ...]:
+    """((r, c), instance name) of every cell of the array that is in the deck (g >= G_OPEN_SIEMENS), row by row;
+    `name` as `array_elements`' cell_name (default `c<r>_<c>`)."""
+    closed = np.asarray(g_siemens) >= G_OPEN_SIEMENS
+    return tuple(((int(r), int(c)), name(int(r), int(c))) for r, c in zip(*np.nonzero(closed)))
+
+
+def cell_port_saves(ports: Sequence[str], cells: Sequence[tuple[tuple[int, ...], str]]) -> tuple[str, ...]:
+    """v(<instance>_<port>) of every internal port (port by port) of every cell instance in `cells` ((index,
+    instance name), e.g. from `closed_cells`)."""
+    return tuple(d.node_voltage(f"{inst}_{port}") for port in ports for _, inst in cells)
+
+
+def cell_port_outputs(ports: Sequence[str], cells: Sequence[tuple[tuple[int, ...], str]], shape: tuple[int, ...],
+                      vectors: Mapping[str, np.ndarray], lead: tuple[int, ...],
+                      resample: Callable[[np.ndarray], np.ndarray] | None = None) -> dict[str, np.ndarray]:
+    """`v_cell_<port>_volt` per internal port, shape lead + shape, V: each cell's saved node voltage (the vector
+    of `cell_port_saves`, passed through `resample` onto the block's output grid, which must give shape `lead`)
+    at [..., *index]; NaN where a cell is not in `cells` (open, not in the deck)."""
+    out = {}
+    for port in ports:
+        v = np.full(tuple(lead) + tuple(shape), np.nan)
+        for index, inst in cells:
+            y = np.asarray(vectors[d.node_voltage(f"{inst}_{port}")], dtype=np.float64)
+            v[(Ellipsis, *index)] = y if resample is None else resample(y)
+        out[f"v_cell_{port}_volt"] = v
+    return out

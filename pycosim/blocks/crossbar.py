@@ -26,6 +26,7 @@ from ..spice import deck as d
 from ..units import check_array, check_choice, check_range
 from .array import G_OPEN_SIEMENS  # noqa: F401  (re-exported: cells below it are left out)
 from .array import ArrayLines, Cell, array_elements, resistor_cell, subcircuit_cell, voltage_drivers
+from .array import cell_internal_ports, cell_port_outputs, cell_port_saves, closed_cells
 from .opamp import OpAmpSpec, opamp_field, tia
 from .registry import Block, Prepared, register
 
@@ -185,27 +186,14 @@ def _saves(spec: CrossbarSpec, with_drivers: bool) -> tuple[str, ...]:
     return tuple(s)
 
 
-def cell_internal_ports(spec: CrossbarSpec) -> tuple[str, ...]:
-    """A user cell's ports after the word- and bit-line sides (e.g. a state node); () for built-in cells."""
-    return spec.cell.ports[2:] if isinstance(spec.cell, Subcircuit) else ()
-
-
 def _cell_port_saves(spec: CrossbarSpec, g: np.ndarray) -> tuple[str, ...]:
     """v(c<r>_<c>_<port>) of every closed cell's internal ports (the nodes `Subcircuit.instance` makes)."""
-    closed = np.asarray(g) >= G_OPEN_SIEMENS
-    return tuple(d.node_voltage(f"c{r}_{c}_{port}") for port in cell_internal_ports(spec)
-                 for r in range(spec.rows) for c in range(spec.cols) if closed[r, c])
+    return cell_port_saves(cell_internal_ports(spec), closed_cells(g))
 
 
 def _cell_port_outputs(spec: CrossbarSpec, vectors, g: np.ndarray, n_time: int) -> dict[str, np.ndarray]:
     """`v_cell_<port>_volt` (n_time, rows, cols) per internal port; NaN where a cell is open (not in the deck)."""
-    out = {}
-    for port in cell_internal_ports(spec):
-        v = np.full((n_time, spec.rows, spec.cols), np.nan)
-        for r, c in zip(*np.nonzero(np.asarray(g) >= G_OPEN_SIEMENS)):
-            v[:, r, c] = vectors[d.node_voltage(f"c{r}_{c}_{port}")]
-        out[f"v_cell_{port}_volt"] = v
-    return out
+    return cell_port_outputs(cell_internal_ports(spec), closed_cells(g), (spec.rows, spec.cols), vectors, (n_time,))
 
 
 def _title(spec: CrossbarSpec, what: str) -> tuple[str, tuple[str, ...]]:

@@ -27,7 +27,8 @@ is a smooth conductance, not a switched RC timer, so it does not ring.
 
 With a user cell (`LIFSpec.cell`, a `Subcircuit`) every array cell is the instance
 `Xc<r>_<c> <word node> <bit node> <c<r>_<c>_<port> ...> <name> params: <conductance_param>=G`, the
-file's checked text is pasted into the deck (`Deck.user_libraries`) and the comments name it with its sha256.
+file's checked text is pasted into the deck (`Deck.user_libraries`) and the comments name it with its sha256;
+the internal ports c<r>_<c>_<port> of every cell in the deck are saved (observe: `v_cell_<port>_volt`).
 With a user comparator (`LIFSpec.comparator`) circuits/lif_cmp.lib is left out and a wrapper `.subckt lif_cmp`
 around the user's part is pasted in (`blocks/lif/comparator.py`); the comments name it too.
 """
@@ -44,7 +45,8 @@ from ...subcircuit import Subcircuit
 from ...spice import Analysis, Deck
 from ...spice import deck as d
 from ...units import spice_number
-from ..array import ArrayLines, Cell, array_elements, resistor_cell, voltage_drivers
+from ..array import ArrayLines, Cell, array_elements, cell_internal_ports, cell_port_saves, closed_cells, resistor_cell
+from ..array import voltage_drivers
 from ..opamp import tia
 from ..registry import Prepared
 from .comparator import with_user_comparator
@@ -120,13 +122,14 @@ def _elements(spec: LIFSpec, run: LIFRun, real: LIFRealization) -> list[str]:
     return el
 
 
-def _saves(spec: LIFSpec) -> tuple[str, ...]:
+def _saves(spec: LIFSpec, real: LIFRealization) -> tuple[str, ...]:
+    """Spikes, membranes, row-driver (and TIA sense) currents, then a user cell's internal ports."""
     n = spec.n_neurons
     s = [d.node_voltage(f"s{c}") for c in range(n)] + [d.node_voltage(f"m{c}") for c in range(n)]
     s += [d.branch_current(f"in{r}") for r in range(spec.rows)]
     if spec.input_mode == "virtual_ground":
         s += [d.branch_current(f"sense{c}") for c in range(n)]
-    return tuple(s)
+    return tuple(s) + cell_port_saves(cell_internal_ports(spec), closed_cells(real.g_siemens))
 
 
 def _title(spec: LIFSpec) -> tuple[str, tuple[str, ...]]:
@@ -149,7 +152,7 @@ def lif_deck_from(spec: LIFSpec, run: LIFRun, real: LIFRealization) -> Deck:
     step = min(t_max, run.t_stop_s / (run.n_points - 1))
     user = (spec.cell.library(),) if isinstance(spec.cell, Subcircuit) else ()
     deck = Deck(title=title, comments=comments, includes=includes, user_libraries=user,
-                elements=tuple(_elements(spec, run, real)), saves=_saves(spec),
+                elements=tuple(_elements(spec, run, real)), saves=_saves(spec, real),
                 analyses=(Analysis(d.tran(step, run.t_stop_s, t_max) + " uic"),))
     return with_user_comparator(deck, spec.comparator)
 

@@ -9,6 +9,7 @@ import numpy as np
 from ...results import Waveforms
 from ...spice import Plot
 from ...spice import deck as d
+from ..array import cell_internal_ports, cell_port_outputs, closed_cells
 from ..registry import Prepared
 from .deck import SPIKE_HIGH_VOLT, row_inputs
 from .spec import LIFRun, LIFSpec
@@ -48,6 +49,12 @@ def observe(spec: LIFSpec, run: LIFRun, prep: Prepared, plots: Sequence[Sequence
                                            supply of v_supply_volt.
     Not counted: quiescent currents of the TIAs, comparators and one-shots (no static model), and the
     membrane charge dumped by the reset switch (it came from the copier or the drivers, already counted).
+
+    t_s (n_points,): linspace(0, t_stop_s, n_points); v_mem_volt (n_points, n_neurons): the membranes there.
+    With a user cell that has internal ports (`LIFSpec.cell`, ports after the word and bit sides, e.g. a
+    state node): v_cell_<port>_volt (n_points, rows, n_neurons) per port, the node c<r>_<c>_<port> of cell
+    (r, c) interpolated onto t_s as the membranes are; NaN where a cell is open (g below G_OPEN_SIEMENS, not
+    in the deck). Built-in cells have no such outputs.
     """
     n = spec.n_neurons
     vec = plots[0][0].vectors
@@ -73,5 +80,7 @@ def observe(spec: LIFSpec, run: LIFRun, prep: Prepared, plots: Sequence[Sequence
         "v_mem_volt": np.stack([np.interp(grid, t, mem[:, c]) for c in range(n)], axis=1),
         "energy_joule": np.array(float(np.trapezoid(power, t))),
     }
+    out |= cell_port_outputs(cell_internal_ports(spec), closed_cells(prep.context["realization"].g_siemens),
+                             (spec.rows, n), vec, (grid.size,), lambda y: np.interp(grid, t, y))
     signals = {f"m{c}": mem[:, c] for c in range(n)} | {f"s{c}": spk[c] for c in range(n)}
     return out, Waveforms(time_s=t, signals=signals, units={name: "V" for name in signals})

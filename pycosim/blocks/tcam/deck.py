@@ -16,7 +16,8 @@ flat instead: per branch k (0 on SL, 1 on SLB) the user's part `Xc<w>_<b>_<k> <c
 <c<w>_<b>_<k>_<port> ...> <name> params: <conductance_param>=g[w, b, k]`, then exactly tcam.lib's
 access device (`Mc<w>_<b>_<k>`, or the switch `Bc<w>_<b>_<k>`) and capacitors (`Cjc<w>_<b>_<k>`,
 `Covc<w>_<b>_<k>`) from the internal node c<w>_<b>_x<k>; the file's checked text is pasted into the
-deck (`Deck.user_libraries`) and the comments name it with its sha256.
+deck (`Deck.user_libraries`) and the comments name it with its sha256. The part's internal ports
+c<w>_<b>_<k>_<port> of every memristor are saved (observe: `v_cell_<port>_volt`).
 
 Nodes: match lines ml<w> at the sense end (bit 0 side), latched decisions q<w> (above 0.5 V: a
 match), search lines sl<b>/slb<b>, controls pc (precharge) and trk (latch tracks at 1 V). With
@@ -49,6 +50,7 @@ from ...subcircuit import Subcircuit
 from ...spice import Analysis, Deck
 from ...spice import deck as d
 from ...units import ident, spice_number
+from ..array import cell_internal_ports, cell_port_saves
 from ..registry import Prepared
 from .realization import TCAMRealization, realize_tcam
 from .spec import TCAMSearch, TCAMSpec, branch_gates, check_shapes
@@ -210,13 +212,22 @@ def _elements(spec: TCAMSpec, search: TCAMSearch, real: TCAMRealization) -> list
     return el
 
 
+def user_memristors(spec: TCAMSpec) -> tuple[tuple[tuple[int, int, int], str], ...]:
+    """((w, b, k), instance name `c<w>_<b>_<k>`) of every user memristor (branch k: 0 on SL, 1 on SLB), word by
+    word, bit by bit; () for the built-in cells."""
+    if not isinstance(spec.cell, Subcircuit):
+        return ()
+    return tuple(((w, b, k), f"c{w}_{b}_{k}") for w in range(spec.words) for b in range(spec.bits) for k in (0, 1))
+
+
 def saves(spec: TCAMSpec) -> tuple[str, ...]:
-    """The saved vectors: match lines, latched decisions, the precharge supply and search-line currents."""
+    """The saved vectors: match lines, latched decisions, the precharge supply and search-line currents, then
+    the internal ports of a user cell's memristors."""
     s = [d.node_voltage(f"ml{w}") for w in range(spec.words)] + [d.node_voltage(f"q{w}") for w in range(spec.words)]
     s.append(d.branch_current("pre"))
     for b in range(spec.bits):
         s += [d.branch_current(f"sl{b}"), d.branch_current(f"slb{b}")]
-    return tuple(s)
+    return tuple(s) + cell_port_saves(cell_internal_ports(spec), user_memristors(spec))
 
 
 def _title(spec: TCAMSpec, search: TCAMSearch) -> tuple[str, tuple[str, ...]]:

@@ -10,8 +10,9 @@ import numpy as np
 from ...results import Waveforms
 from ...spice import Plot
 from ...spice import deck as d
+from ..array import cell_internal_ports, cell_port_outputs
 from ..registry import Prepared
-from .deck import DECISION_HIGH_VOLT, search_line_drives
+from .deck import DECISION_HIGH_VOLT, search_line_drives, user_memristors
 from .spec import TCAMSearch, TCAMSpec
 
 
@@ -80,7 +81,10 @@ def observe(spec: TCAMSpec, search: TCAMSearch, prep: Prepared, plots: Sequence[
         [k·T + t_pre_s, (k+1)·T + t_pre_s] (it includes the restoring precharge of the next cycle) and the
         drivers of the search lines query k raises;
     t_s (n_points,): times from cycle start, linspace(0, t_cycle_s, n_points);
-    v_ml_trace_volt (n_q, n_points, words): V_ML at k·T + t_s.
+    v_ml_trace_volt (n_q, n_points, words): V_ML at k·T + t_s;
+    v_cell_<port>_volt (n_q, n_points, words, bits, 2), only with a user cell that has internal ports
+        (`TCAMSpec.cell`, ports after its two terminals, e.g. a state node): per port, the node
+        c<w>_<b>_<j>_<port> of word w, bit b's memristor j (0 on SL, 1 on SLB) at k·T + t_s, as v_ml_trace_volt.
     Waveforms: ml<w> and q<w> over the whole run.
     """
     vec = plots[0][0].vectors
@@ -108,5 +112,8 @@ def observe(spec: TCAMSpec, search: TCAMSearch, prep: Prepared, plots: Sequence[
         "t_s": grid,
         "v_ml_trace_volt": trace,
     }
+    times = (starts[:, None] + grid[None, :]).ravel()
+    out |= cell_port_outputs(cell_internal_ports(spec), user_memristors(spec), (words, spec.bits, 2), vec,
+                             (n_q, search.n_points), lambda y: np.interp(times, t, y).reshape(n_q, search.n_points))
     signals = {f"ml{w}": ml[:, w] for w in range(words)} | {f"q{w}": q[:, w] for w in range(words)}
     return out, Waveforms(time_s=t, signals=signals, units={name: "V" for name in signals})
