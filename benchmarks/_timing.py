@@ -17,3 +17,19 @@ def timed(fn: Callable[[], Any], repeats: int) -> tuple[float, Any]:
         out = fn()
         times.append(time.perf_counter() - t0)
     return float(np.median(times)), out
+
+
+def machine_line() -> str:
+    """The header line every ratio benchmark prints: machine, cores, torch and its thread count, ngspice and
+    whether KLU is there, the load average."""
+    import os
+    import platform
+
+    import torch
+
+    import pycosim as pc
+
+    info = pc.spice.ngspice_info()
+    return (f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
+            f"torch threads {torch.get_num_threads()}; {info['ngspice_version']} (KLU available: "
+            f"{info['solver'] == 'klu'}); load {open('/proc/loadavg').read().split()[0]}")

@@ -13,15 +13,13 @@ Run: python benchmarks/amplifier_surrogate.py [--steps N]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 import torch
 
 import pycosim as pc
-from _timing import timed
+from _timing import machine_line, timed
 from pycosim.blocks.amplifier import AmplifierSpec, step
 from pycosim.metrics import nrmse
 from pycosim.resources import circuits_dir
@@ -30,10 +28,7 @@ from pycosim.subcircuit import Subcircuit
 
 def main(n_steps: int = 20, repeats: int = 20) -> None:
     torch.set_num_threads(1)
-    info = pc.spice.ngspice_info()
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"torch threads {torch.get_num_threads()} (torch.set_num_threads(1)); {info['ngspice_version']}; "
-          f"load {open('/proc/loadavg').read().split()[0]}", flush=True)
+    print(machine_line(), flush=True)
     miller = Subcircuit(path=circuits_dir() / "examples" / "miller_opamp.lib", name="miller_opamp",
                         ports=("inp", "inn", "out"))
     spec = AmplifierSpec(opamp=miller)

@@ -20,15 +20,13 @@ Run: python benchmarks/encoder_surrogate.py [--reads N]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 import torch
 
 import pycosim as pc
-from _timing import timed
+from _timing import machine_line, timed
 from pycosim.blocks.encoder.deck import chunks
 from pycosim.metrics import nrmse
 
@@ -46,10 +44,7 @@ def main(n_reads: int = 1000, short: int = 50, repeats: int = 20) -> None:
     t_start = time.perf_counter()
     short = min(short, n_reads)
     torch.set_num_threads(1)
-    info = pc.spice.ngspice_info()
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"torch threads {torch.get_num_threads()} (torch.set_num_threads(1)); {info['ngspice_version']} "
-          f"(KLU available: {info['solver'] == 'klu'}); load {open('/proc/loadavg').read().split()[0]}", flush=True)
+    print(machine_line(), flush=True)
 
     # ---- coordinate reads: one seeded encoder, the same cells in both worlds ----------------------
     spec = pc.EncoderSpec(n_inputs=3, n_features=64)

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import platform
 import time
 from dataclasses import replace
 
@@ -26,7 +25,7 @@ import numpy as np
 import torch
 
 import pycosim as pc
-from _timing import timed
+from _timing import machine_line, timed
 from pycosim.blocks.integrator import example_run
 from pycosim.metrics import nrmse
 
@@ -70,10 +69,7 @@ def _klu_seconds(spec, run, timeout_s: float = 60.0) -> str:
 
 def main(n_batch: int = 256, n_spice: int = 8, repeats: int = 3, threads: int | None = None) -> None:
     torch.set_num_threads(threads or os.cpu_count() or 1)
-    info = pc.spice.ngspice_info()
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"torch threads {torch.get_num_threads()}; {info['ngspice_version']} (KLU available: "
-          f"{info['solver'] == 'klu'}); load {open('/proc/loadavg').read().split()[0]}")
+    print(machine_line(), flush=True)
     amp = pc.OpAmpSpec(a0=1e5, gbw_hz=1e7, v_rail_pos_volt=2.5, v_rail_neg_volt=-2.5, r_out_ohm=1.0)
     print("\n| network | surrogate solver | SPICE per trajectory (s) | same deck with KLU (s) | surrogate, 1 trajectory "
           f"(s) | surrogate per trajectory in a batch of {n_batch} (s) | speed-up (batch) | speed-up (single) | "

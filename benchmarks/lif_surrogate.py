@@ -13,15 +13,13 @@ Run: python benchmarks/lif_surrogate.py
 
 from __future__ import annotations
 
-import os
-import platform
 import time
 
 import numpy as np
 import torch
 
 import pycosim as pc
-from _timing import timed
+from _timing import machine_line, timed
 from pycosim.blocks.lif import example_run
 from pycosim.errormodels import EventErrors
 
@@ -33,10 +31,7 @@ N_POINTS = 1001
 
 def main(n_batch: int = 256, n_spice: int = 3, repeats: int = 3) -> None:
     torch.set_num_threads(1)
-    info = pc.spice.ngspice_info()
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"torch threads {torch.get_num_threads()}; {info['ngspice_version']} (KLU available: "
-          f"{info['solver'] == 'klu'}); load {open('/proc/loadavg').read().split()[0]}")
+    print(machine_line(), flush=True)
     spec = pc.LIFSpec(rows=16, n_neurons=16)
     runs = [example_run(spec, seed=s, n_frames=N_FRAMES, n_points=N_POINTS) for s in range(n_batch)]
     g = runs[0].g_siemens                                   # one array, n_batch input patterns

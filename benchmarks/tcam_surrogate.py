@@ -17,15 +17,13 @@ Run: python benchmarks/tcam_surrogate.py [--queries N]
 from __future__ import annotations
 
 import argparse
-import os
-import platform
 import time
 
 import numpy as np
 import torch
 
 import pycosim as pc
-from _timing import timed
+from _timing import machine_line, timed
 from pycosim.blocks.tcam import query_near, random_words, realize_tcam
 
 
@@ -43,10 +41,7 @@ def case(n_queries: int, words: int = 64, bits: int = 64, seed: int = 0) -> tupl
 
 def main(n_queries: int = 100, repeats: int = 5) -> None:
     torch.set_num_threads(1)
-    info = pc.spice.ngspice_info()
-    print(f"machine: {platform.node()} {platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"torch threads {torch.get_num_threads()}; {info['ngspice_version']} (KLU available: "
-          f"{info['solver'] == 'klu'}); load {open('/proc/loadavg').read().split()[0]}", flush=True)
+    print(machine_line(), flush=True)
     spec, search = case(n_queries)
     nonideal = pc.Nonidealities(variation_sigma=0.05)
     t0 = time.perf_counter()
