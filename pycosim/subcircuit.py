@@ -12,6 +12,7 @@ so its sha256 — in the case id — changes with one character of the file. Cir
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import math
 import re
@@ -190,32 +191,53 @@ def check_cell(owner: str, cell: object, sides: str = "word-line side, bit-line 
     if cell.conductance_param is None or len(cell.ports) < 2:
         raise SpecError(f"{owner}: the Subcircuit {cell.name!r} must name conductance_param and at least two ports "
                         f"({sides}), got conductance_param = {cell.conductance_param!r} and ports {cell.ports}")
+    check_own_names(cell, owner)
 
 
-def check_part(sub: object, owner: str, *, what: str, ports: str, min_ports: int,
-               reserved: tuple[str, ...]) -> "Subcircuit":
+@functools.lru_cache(maxsize=1)
+def library_names() -> tuple[str, ...]:
+    """Every `.subckt` and `.model` name pycosim's own library defines (circuits/*.lib): a user's part may neither
+    reuse nor instance them, since it sits in decks beside them (or inside their wrappers)."""
+    from .resources import circuits_dir
+
+    names: set[str] = set()
+    for lib in sorted(circuits_dir().glob("*.lib")):
+        names |= {name.lower() for _, kind, name in _definitions_and_instances(lib.read_text()) if kind == "defines"}
+    return tuple(sorted(names))
+
+
+def check_part(sub: object, owner: str, *, what: str, ports: str, min_ports: int) -> "Subcircuit":
     """A block's user part (`owner`, e.g. "LIFSpec.comparator"): a Subcircuit with at least `min_ports` ports (`ports`
-    names them in the block's order), no conductance_param, self-contained — its file neither defines a `.subckt` or
-    `.model` nor instances a subcircuit named as one of pycosim's own (`reserved`: the library's names the part sits
-    among, and `opamp`); SpecError naming the field otherwise."""
+    names them in the block's order), no conductance_param, self-contained (`check_own_names`); SpecError naming the
+    field otherwise."""
     if not isinstance(sub, Subcircuit):
         raise SpecError(f"{owner} = {sub!r} must be None (the built-in {what}) or a pycosim.Subcircuit")
     if len(sub.ports) < min_ports or sub.conductance_param is not None:
         raise SpecError(f"{owner}: the Subcircuit {sub.name!r} must have at least {min_ports} ports ({ports}, then "
                         f"internal ones) and no conductance_param, got ports {sub.ports} and conductance_param = "
                         f"{sub.conductance_param!r}")
-    names = {n.lower() for n in reserved}
+    check_own_names(sub, owner)
+    return sub
+
+
+def check_own_names(sub: Subcircuit, owner: str) -> None:
+    """The part is named apart from pycosim's library (`library_names`) and its file neither defines, instances nor
+    uses as a model any of those names (it sits in decks beside them, or inside their wrappers); SpecError naming the
+    field, and the file and line."""
+    names = set(library_names())
     if sub.name.lower() in names:
         raise SpecError(f"{owner}: the name {sub.name!r} is pycosim's; rename the .subckt")
     for k, kind, name in _definitions_and_instances(sub.text()):
         if name.lower() in names:
             raise SpecError(f"{sub.path}:{k}: {owner}: the file {kind} {name!r}, one of pycosim's own "
-                            f"({', '.join(reserved)}); the part must be self-contained: give it its own, renamed")
-    return sub
+                            f"({', '.join(library_names())}); the part must be self-contained: give it its own, "
+                            "renamed")
 
 
 def _definitions_and_instances(text: str) -> list[tuple[int, str, str]]:
-    """(line, "defines"/"instances", name) of every `.subckt`/`.model` card and X element (continuations joined)."""
+    """(line, "defines"/"instances"/"uses the model", name) of every `.subckt`/`.model` card, X element and each
+    word of a device element that takes a model (D, Q, M, J, S, W, Z: any of its words may name one), continuations
+    joined."""
     out, lines = [], text.replace("\r\n", "\n").split("\n")
     for k, line in enumerate(lines, start=1):
         tok = line.split()
@@ -236,4 +258,6 @@ def _definitions_and_instances(text: str) -> list[tuple[int, str, str]]:
                 nodes.append(t)
             if nodes:
                 out.append((k, "instances", nodes[-1]))
+        elif head[0] in "dqmjswz":
+            out += [(k, "uses the model", t) for t in tok[1:] if "=" not in t]
     return out

@@ -191,6 +191,11 @@ def test_bad_user_stages_are_refused_naming_the_field(tmp_path):
                                            r"'opamp'.*self-contained"):
         pc.IntegratorSpec(activation_circuit=pc.Subcircuit(path=_file(tmp_path, uses_ours, "mine.lib"), name="mine",
                                                            ports=("in", "out")))
+    uses_dact = ".subckt diodes in out\nRi in out 1e4\nD1\n+ out 0 dact\n.ends diodes\n"   # pycosim's diode model
+    with pytest.raises(pc.SpecError, match=r"diodes\.lib:3: IntegratorSpec\.activation_circuit: the file uses the "
+                                           r"model 'dact'"):
+        pc.IntegratorSpec(activation_circuit=pc.Subcircuit(path=_file(tmp_path, uses_dact, "diodes.lib"), name="diodes",
+                                                           ports=("in", "out")))
     ours = BUILT_IN_CMP.replace("mycmp", "lif_cmp")
     with pytest.raises(pc.SpecError, match=r"LIFSpec\.comparator: the name 'lif_cmp' is pycosim's"):
         pc.LIFSpec(comparator=pc.Subcircuit(path=_file(tmp_path, ours, "ours.lib"), name="lif_cmp",

@@ -170,12 +170,19 @@ def test_a_user_opamp_runs_wherever_the_macro_model_did(tmp_path):
 def test_a_user_opamp_is_checked_and_its_file_is_in_the_case_id(tmp_path):
     sub = _user_macro(tmp_path)
     two = Subcircuit(path=_file(tmp_path, MEMRISTOR), name="ymem", ports=("te", "be", "xsv"))
-    with pytest.raises(pc.SpecError, match="OpAmpSpec.circuit: the Subcircuit 'ymem' must have at least three"):
+    with pytest.raises(pc.SpecError, match="OpAmpSpec.circuit: the Subcircuit 'ymem' must have at least 3 ports"):
         pc.CrossbarSpec(opamp=Subcircuit(path=_file(tmp_path, MEMRISTOR), name="ymem", ports=("te", "be", "xsv"),
                                          conductance_param="g"))
     assert pc.CrossbarSpec(opamp=two).opamp.circuit == two      # three ports, no conductance: an op-amp
     with pytest.raises(pc.SpecError, match="the name 'opamp' is pycosim's"):
         pc.OpAmpSpec.user(Subcircuit(path=_macro_copy(tmp_path, "opamp"), name="opamp", ports=("inp", "inn", "out")))
+    wraps_ours = _file(tmp_path, ".subckt amp2 inp inn out\nXa inp inn out opamp\n.ends amp2\n", "amp2.lib")
+    with pytest.raises(pc.SpecError, match=r"amp2\.lib:2: OpAmpSpec\.circuit: the file instances 'opamp'"):
+        pc.CrossbarSpec(opamp=Subcircuit(path=wraps_ours, name="amp2", ports=("inp", "inn", "out")))  # would recurse
+    ours_model = _file(tmp_path, MEMRISTOR.replace("R1 te be {1/g}", "D1 te be dact\n.model dact d (is=1e-14)"),
+                       "dcell.lib")
+    with pytest.raises(pc.SpecError, match=r"dcell\.lib:3: LIFSpec\.cell: the file uses the model 'dact'"):
+        pc.LIFSpec(cell=Subcircuit(path=ours_model, name="ymem", ports=("te", "be", "xsv"), conductance_param="g"))
     with pytest.raises(pc.SpecError, match="needs finite a0 and gbw_hz"):
         pc.OpAmpSpec(circuit=sub)
     with pytest.raises(pc.SpecError, match="CrossbarSpec.opamp = 3 must be an OpAmpSpec or a Subcircuit"):

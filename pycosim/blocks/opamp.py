@@ -23,7 +23,7 @@ from ..errors import SpecError
 from ..specjson import json_type
 from ..spice import Deck
 from ..spice import deck as d
-from ..subcircuit import Subcircuit
+from ..subcircuit import Subcircuit, check_part
 from ..units import check_range
 
 # Stand-ins for "infinite" in the macro-model when only some parameters are non-ideal.
@@ -115,12 +115,7 @@ def _check_user_opamp(spec: OpAmpSpec) -> None:
     sub, o = spec.circuit, "OpAmpSpec.circuit"
     if not isinstance(sub, Subcircuit):
         raise SpecError(f"{o} = {sub!r} must be a pycosim Subcircuit or None")
-    if len(sub.ports) < 3 or sub.conductance_param is not None:
-        raise SpecError(f"{o}: the Subcircuit {sub.name!r} must have at least three ports (in+, in-, out, then "
-                        "internal ones) and no conductance_param")
-    if sub.name.lower() == "opamp":
-        raise SpecError(f"{o}: the name 'opamp' is pycosim's (the wrapper around the user's op-amp); rename the "
-                        ".subckt")
+    check_part(sub, o, what="op-amp", ports="in+, in-, out", min_ports=3)
     if not (math.isfinite(spec.a0) and math.isfinite(spec.gbw_hz)):
         raise SpecError(f"{o}: a user's op-amp needs finite a0 and gbw_hz as the surrogate's starting guesses "
                         "(OpAmpSpec.user(circuit) gives generic ones)")

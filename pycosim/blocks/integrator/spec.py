@@ -26,8 +26,6 @@ from ..opamp import OpAmpSpec, opamp_field
 ACTIVATIONS = ("linear", "relu", "tanh")
 MAX_WEIGHT = 100.0        # |w| and |b| limit (dimensionless / V): 100·g_unit per cell
 MAX_X0_VOLT = 1e3
-# names of circuits/integrator.lib and opamp.lib a user's activation stage may neither define nor instance
-USER_STAGE_RESERVED = ("opamp", "act_linear", "act_relu", "act_tanh", "dact", "swreset")
 
 
 @json_type
@@ -62,7 +60,7 @@ class IntegratorSpec:
         check_range(o, "max_step_tau", self.max_step_tau, 1e-6, 0.1)
         if self.activation_circuit is not None:
             check_part(self.activation_circuit, f"{o}.activation_circuit", what="activation stages",
-                       ports="in, out", min_ports=2, reserved=USER_STAGE_RESERVED)
+                       ports="in, out", min_ports=2)
 
     @property
     def tau_s(self) -> float:

@@ -16,13 +16,10 @@ from dataclasses import replace
 from ...spice import Deck
 from ...subcircuit import Subcircuit, check_part
 
-RESERVED = ("lif_cmp", "lif_neuron", "lif_copy", "opamp")
-
-
 def check_comparator(owner: str, sub: object) -> Subcircuit:
     """`LIFSpec.comparator`: a self-contained Subcircuit with ports in+, in−, out (then internal ones)."""
     return check_part(sub, owner, what="comparator", ports="in+ (membrane), in- (threshold), out (0 V / 1 V)",
-                      min_ports=3, reserved=RESERVED)
+                      min_ports=3)
 
 
 def wrapper_text(sub: Subcircuit) -> str:
