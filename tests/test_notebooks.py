@@ -14,7 +14,8 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parents[1] / "notebooks").glob("*.i
 SLOW = {"analog_diffusion.ipynb", "neural_ode_twin.ipynb",
         "semantic_memory.ipynb",  # 18 s; its figures and claims are the demo test's TCAM section and tests/test_tcam_*
         "neural_field.ipynb",     # 23 s; its claims are tests/test_encoder_*.py, tests/test_neural_field.py, the demo's
-        "random_rram.ipynb"}      # 18 s; its claims are tests/test_formed.py, test_deplm.py, test_edge_pruning.py
+        "random_rram.ipynb",      # 18 s; its claims are tests/test_formed.py, test_deplm.py, test_edge_pruning.py
+        "bring_your_own.ipynb"}   # 20 s; its claims are tests/test_byo_*.py, test_opamp_ac.py, test_subcircuit.py
 PARAMS = [pytest.param(p, id=p.name, marks=pytest.mark.slow) if p.name in SLOW else pytest.param(p, id=p.name)
           for p in NOTEBOOKS]
 
