@@ -12,10 +12,10 @@ Circuit (DESIGN §4; subcircuits in `circuits/tcam.lib`):
     V sl<b>, V slb<b>: the search-line drivers (PWL through every query).
 
 With a user cell (`TCAMSpec.cell`, a `Subcircuit` for each memristor) cell (w, b) is written out
-flat instead: per branch k (0 on SL, 1 on SLB) the user's part `Xc<w>_<b>_<k> <cell node> c<w>_<b>_x<k>
-<c<w>_<b>_<k>_<port> ...> <name> params: <conductance_param>=g[w, b, k]`, then exactly tcam.lib's
-access device (`Mc<w>_<b>_<k>`, or the switch `Bc<w>_<b>_<k>`) and capacitors (`Cjc<w>_<b>_<k>`,
-`Covc<w>_<b>_<k>`) from the internal node c<w>_<b>_x<k>; the file's checked text is pasted into the
+per branch instead: per branch k (0 on SL, 1 on SLB) the user's part `Xc<w>_<b>_<k> <cell node> c<w>_<b>_x<k>
+<c<w>_<b>_<k>_<port> ...> <name> params: <conductance_param>=g[w, b, k]`, then tcam.lib's access device
+with its capacitors, `Xac<w>_<b>_<k> c<w>_<b>_x<k> <gate> tcam_access_<access>` (the built-in cells use the
+same subcircuit per branch); the file's checked text is pasted into the
 deck (`Deck.user_libraries`) and the comments name it with its sha256. The part's internal ports
 c<w>_<b>_<k>_<port> of every memristor are saved (observe: `v_cell_<port>_volt`).
 
@@ -56,7 +56,6 @@ from .realization import TCAMRealization, realize_tcam
 from .spec import TCAMSearch, TCAMSpec, branch_gates, check_shapes
 
 NMOS_MODEL = "tcam_nmos"
-NMOS_L_M = 1e-6                # access transistor channel length, m (W = nmos_w_over_l · L)
 COMPARATOR_GAIN = 1e3          # V/V of the comparator around its trip point (output clipped to [0, 1] V)
 LATCH_R_OHM = 100.0            # latch track switch on-resistance, Ohm
 LATCH_C_FARAD = 10e-15         # latch hold capacitor, F (track time constant 1 ps)
@@ -136,34 +135,28 @@ def cell_node(spec: TCAMSpec, w: int, b: int) -> str:
     return f"m{w}_{b}" if spec.r_wire_ohm > 0 else f"ml{w}"
 
 
+def access_params(spec: TCAMSpec) -> dict[str, float]:
+    """Parameters of one branch's access device (`tcam_access_nmos` / `tcam_access_switch`) and its device caps."""
+    caps = spec.caps
+    par = {"wl": spec.nmos_w_over_l} if spec.access == "nmos" else {"gon": 1.0 / spec.r_on_ohm, "vsl": spec.v_sl_volt}
+    return par | {"cj": caps["junction"], "cov": caps["overlap"]}
+
+
 def cell_params(spec: TCAMSpec, real: TCAMRealization, w: int, b: int) -> dict[str, float]:
     """Parameters of cell (w, b)'s instance: realized memristors, access device, device caps."""
-    caps = spec.caps
-    par = {"r0": 1.0 / float(real.g_siemens[w, b, 0]), "r1": 1.0 / float(real.g_siemens[w, b, 1])}
-    if spec.access == "nmos":
-        par["wl"] = spec.nmos_w_over_l
-    else:
-        par |= {"gon": 1.0 / spec.r_on_ohm, "vsl": spec.v_sl_volt}
-    return par | {"cj": caps["junction"], "cov": caps["overlap"]}
+    return {"r0": 1.0 / float(real.g_siemens[w, b, 0]), "r1": 1.0 / float(real.g_siemens[w, b, 1])} | access_params(spec)
 
 
 def user_cell_elements(spec: TCAMSpec, real: TCAMRealization, w: int, b: int, node: str) -> tuple[list[str], list[str]]:
     """(element lines, internal nodes) of cell (w, b) on match-line node `node` with the user's part for each
-    memristor: tcam.lib's `tcam_cell_nmos` / `tcam_cell_switch` written out flat, R0 and R1 replaced."""
-    sub, caps = spec.cell, spec.caps
+    memristor: per branch the user's part, then tcam.lib's access device (`tcam_access_<access>`), as in the
+    built-in cells."""
     el: list[str] = []
     nodes: list[str] = []
     for k, gate in ((0, f"sl{b}"), (1, f"slb{b}")):
         name, x = f"c{w}_{b}_{k}", f"c{w}_{b}_x{k}"
-        el.append(sub.instance(name, (node, x), float(real.g_siemens[w, b, k])))
-        if spec.access == "nmos":
-            el.append(f"{ident('M' + name)} {x} {gate} 0 0 {NMOS_MODEL} l={spice_number(NMOS_L_M)} "
-                      f"w={spice_number(spec.nmos_w_over_l * NMOS_L_M)}")
-        else:
-            el.append(f"{ident('B' + name)} {x} 0 I = v({x})*{spice_number(1.0 / spec.r_on_ohm)}"
-                      f"*min(max(v({gate})/{spice_number(spec.v_sl_volt)}, 0), 1)")
-        el.append(d.capacitor(f"j{name}", x, "0", caps["junction"]))
-        el.append(d.capacitor(f"ov{name}", x, gate, caps["overlap"]))
+        el += [spec.cell.instance(name, (node, x), float(real.g_siemens[w, b, k])),
+               d.instance(f"a{name}", [x, gate], f"tcam_access_{spec.access}", access_params(spec))]
         nodes.append(x)
     return el, nodes
 
