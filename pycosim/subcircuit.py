@@ -261,3 +261,24 @@ def _definitions_and_instances(text: str) -> list[tuple[int, str, str]]:
         elif head[0] in "dqmjswz":
             out += [(k, "uses the model", t) for t in tok[1:] if "=" not in t]
     return out
+
+
+def swap_library(deck, library: str, name: str, sub: Subcircuit, terminals: tuple[str, ...],
+                 body: tuple[str, ...] = ()):
+    """`deck` with the user's part in place of pycosim's `library` (a circuits/ file, e.g. "opamp.lib"): the library
+    is left out and the user's checked file is pasted in behind a wrapper `.subckt <name>` with the library's own
+    interface line (read from the file; `body` lines before the part, which gets `terminals`), so every instance
+    the block's decks make runs the user's part. Unchanged if the deck does not include `library`."""
+    from dataclasses import replace
+
+    from .spice.deck import library_text
+
+    if library not in deck.includes:
+        return deck
+    header = next(line for line in library_text(library).splitlines()
+                  if line.split()[:2] == [".subckt", name])
+    wrapper = "\n".join([f"* pycosim wrapper: the `{name}` interface around the user's part {sub.label}", header, *body,
+                         sub.instance("user", terminals, internal_prefix="u"), f".ends {name}"])
+    libs = tuple(lib for lib in deck.user_libraries if lib != sub.library())
+    return replace(deck, includes=tuple(i for i in deck.includes if i != library),
+                   user_libraries=libs + (sub.library(), (f"{name} wrapper of {sub.label}", wrapper)))

@@ -17,13 +17,11 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from dataclasses import replace
-
 from ..errors import SpecError
 from ..specjson import json_type
 from ..spice import Deck
 from ..spice import deck as d
-from ..subcircuit import Subcircuit, check_part
+from ..subcircuit import Subcircuit, check_part, swap_library
 from ..units import check_range
 
 # Stand-ins for "infinite" in the macro-model when only some parameters are non-ideal.
@@ -130,22 +128,10 @@ def opamp_field(owner: str, value: object) -> OpAmpSpec:
     return value
 
 
-def wrapper_text(sub: Subcircuit) -> str:
-    """`.subckt opamp` with the macro-model's interface around the user's op-amp: vos in series with in+."""
-    return "\n".join([
-        f"* pycosim wrapper: the `opamp` interface around the user's op-amp {sub.label}",
-        ".subckt opamp inp inn out params: a0=1e5 gbw=1e7 vos=0 vpos=2.5 vneg=-2.5 rout=1",
-        "Vos inpo inp dc {vos}",
-        sub.instance("user", ("inpo", "inn", "out"), internal_prefix="u"),
-        ".ends opamp"])
-
-
 def with_user_opamp(deck: Deck, amp: OpAmpSpec) -> Deck:
-    """`deck` with the user's op-amp (`amp.circuit`) wherever the macro-model was: circuits/opamp.lib left out,
-    the user's checked file and the `opamp` wrapper pasted in. Unchanged without a user op-amp or a macro."""
-    if amp.circuit is None or "opamp.lib" not in deck.includes:
+    """`deck` with the user's op-amp (`amp.circuit`) wherever the macro-model was (`swap_library`): the wrapper takes
+    the macro's parameters and uses only `vos`, a source in series with in+. Unchanged without a user op-amp."""
+    if amp.circuit is None:
         return deck
-    libs = tuple(lib for lib in deck.user_libraries if lib != amp.circuit.library())
-    return replace(deck, includes=tuple(i for i in deck.includes if i != "opamp.lib"),
-                   user_libraries=libs + (amp.circuit.library(), (f"opamp wrapper of {amp.circuit.label}",
-                                                                  wrapper_text(amp.circuit))))
+    return swap_library(deck, "opamp.lib", "opamp", amp.circuit, ("inpo", "inn", "out"),
+                        body=("Vos inpo inp dc {vos}",))

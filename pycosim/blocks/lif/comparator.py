@@ -11,10 +11,8 @@ wrapper `.subckt lif_cmp` around it (the `acmp` gain parameter is then unused). 
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from ...spice import Deck
-from ...subcircuit import Subcircuit, check_part
+from ...subcircuit import Subcircuit, check_part, swap_library
 
 def check_comparator(owner: str, sub: object) -> Subcircuit:
     """`LIFSpec.comparator`: a self-contained Subcircuit with ports in+, in−, out (then internal ones)."""
@@ -22,20 +20,9 @@ def check_comparator(owner: str, sub: object) -> Subcircuit:
                       min_ports=3)
 
 
-def wrapper_text(sub: Subcircuit) -> str:
-    """`.subckt lif_cmp` with the built-in comparator's interface around the user's comparator."""
-    return "\n".join([
-        f"* pycosim wrapper: the `lif_cmp` interface around the user's comparator {sub.label}",
-        ".subckt lif_cmp inp inn out params: acmp=1e5",
-        sub.instance("user", ("inp", "inn", "out"), internal_prefix="u"),
-        ".ends lif_cmp"])
-
-
 def with_user_comparator(deck: Deck, sub: Subcircuit | None) -> Deck:
-    """`deck` with the user's comparator in every neuron: circuits/lif_cmp.lib left out, the user's checked file
-    and the `lif_cmp` wrapper pasted in. Unchanged without a user comparator."""
-    if sub is None or "lif_cmp.lib" not in deck.includes:
+    """`deck` with the user's comparator in every neuron (`swap_library`: lif_cmp.lib left out, the `lif_cmp`
+    wrapper around the user's part pasted in; its `acmp` unused). Unchanged without a user comparator."""
+    if sub is None:
         return deck
-    return replace(deck, includes=tuple(i for i in deck.includes if i != "lif_cmp.lib"),
-                   user_libraries=deck.user_libraries + (sub.library(), (f"lif_cmp wrapper of {sub.label}",
-                                                                         wrapper_text(sub))))
+    return swap_library(deck, "lif_cmp.lib", "lif_cmp", sub, ("inp", "inn", "out"))
