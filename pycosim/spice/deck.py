@@ -104,6 +104,21 @@ def capacitor(name: str, a: str, b: str, c_farad: float) -> str:
     return f"{ident('C' + name)} {node_name(a)} {node_name(b)} {spice_number(c_farad)}"
 
 
+def vsource_ac(name: str, plus: str, minus: str, dc_volt: float, ac_volt: float) -> str:
+    """Voltage source with a DC value and an AC magnitude (for `ac` analyses)."""
+    return (f"{ident('V' + name)} {node_name(plus)} {node_name(minus)} dc {spice_number(dc_volt)} "
+            f"ac {spice_number(ac_volt)}")
+
+
+def isource_ac(name: str, plus: str, minus: str, ac_amp: float) -> str:
+    """Current source, DC 0, AC magnitude `ac_amp` (A), flowing from `plus` through the source into `minus`."""
+    return f"{ident('I' + name)} {node_name(plus)} {node_name(minus)} dc 0 ac {spice_number(ac_amp)}"
+
+
+def inductor(name: str, a: str, b: str, l_henry: float) -> str:
+    return f"{ident('L' + name)} {node_name(a)} {node_name(b)} {spice_number(l_henry)}"
+
+
 def vsource_dc(name: str, plus: str, minus: str, v_volt: float) -> str:
     return f"{ident('V' + name)} {node_name(plus)} {node_name(minus)} dc {spice_number(v_volt)}"
 
